@@ -1,0 +1,3 @@
+from dbload.cli import main
+
+main()

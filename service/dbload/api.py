@@ -1,0 +1,259 @@
+"""The public Python API: what the CLI (and a team's own tests) call.
+
+``run()`` resolves a database, prepares it, runs one workload in one mode and
+returns a typed :class:`~dbload.measure.result.Result`. It raises
+:class:`~dbload.errors.DbloadError` subclasses and prints nothing; callers
+that want to watch pass an :class:`Observer`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import platform
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import asyncpg
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from dbload import __version__
+from dbload.config import (
+    Plan,
+    check_batch,
+    check_concurrency,
+    check_warmup,
+    pick_seed,
+)
+from dbload.database.resolve import Database, open_database, server_version
+from dbload.errors import DatabaseError
+from dbload.measure.cpu import CpuMeter, find_postmaster
+from dbload.measure.recorder import Recorder, Snapshot
+from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
+from dbload.modes import Executor, get_executor
+from dbload.schema.seed import current_scale, ensure_ready
+from dbload.workload.model import Workload
+from dbload.workload.parser import load_workload
+
+
+class Observer:
+    """Hooks for a caller that shows what happens; the defaults do nothing."""
+
+    def database(self, info: DatabaseInfo) -> None:
+        """The database in use (URL redacted), once it is ready."""
+
+    def running(self, plan: Plan, snapshot: Callable[[], Snapshot]) -> AbstractContextManager[None]:
+        """Entered for the duration of the run (progress displays)."""
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything ``run()`` needs besides the database, already validated."""
+
+    workload: Workload
+    mode: str
+    concurrency: int
+    transactions: int | None
+    duration_s: float | None
+    warmup_s: float
+    seed: int
+
+
+def prepare_options(
+    *,
+    workload: str | None = None,
+    files: Sequence[str] = (),
+    defines: Mapping[str, str] | None = None,
+    mode: str = "async",
+    concurrency: int | None = None,
+    transactions: int | None = None,
+    duration: float | None = None,
+    warmup: float = 0.0,
+    seed: int | None = None,
+) -> RunOptions:
+    """Validate every option and parse the scripts, before touching a database."""
+    get_executor(mode)  # unknown mode fails here, first
+    n, t = check_batch(transactions, duration)
+    return RunOptions(
+        workload=load_workload(files, workload, defines),
+        mode=mode,
+        concurrency=check_concurrency(mode, concurrency),
+        transactions=n,
+        duration_s=t,
+        warmup_s=check_warmup(warmup),
+        seed=pick_seed(seed),
+    )
+
+
+def run(
+    workload: str | None = None,
+    *,
+    files: Sequence[str] = (),
+    defines: Mapping[str, str] | None = None,
+    mode: str = "async",
+    concurrency: int | None = None,
+    transactions: int | None = None,
+    duration: float | None = None,
+    warmup: float = 0.0,
+    seed: int | None = None,
+    dsn: str | None = None,
+    db: str = "auto",
+    stop: threading.Event | None = None,
+    observer: Observer | None = None,
+) -> Result:
+    """Run one workload in one mode against a real PostgreSQL and measure it.
+
+    ``workload`` names a built-in script (``select``, ``tpcb``, ...); ``files``
+    adds pgbench-syntax scripts as ``PATH[@WEIGHT]``. Give ``transactions``
+    (a batch shared by the workers) or ``duration`` seconds (default 10 s).
+    The database is ``dsn``, else ``$DBLOAD_DSN``/``$DATABASE_URL``, else a
+    container, else the embedded server (``db`` forces one). Setting
+    ``stop`` ends the run early; the result is then marked interrupted.
+    """
+    options = prepare_options(
+        workload=workload,
+        files=files,
+        defines=defines,
+        mode=mode,
+        concurrency=concurrency,
+        transactions=transactions,
+        duration=duration,
+        warmup=warmup,
+        seed=seed,
+    )
+    with database_ready(db, dsn) as (database, scale):
+        return run_on(database, scale, options, stop=stop, observer=observer)
+
+
+@contextlib.contextmanager
+def database_ready(db: str = "auto", dsn: str | None = None) -> Iterator[tuple[Database, int]]:
+    """Resolve the database, migrate and seed it if empty; yields it and its scale."""
+    with open_database(db, dsn) as database:
+        scale = ensure_ready(database.dsn)
+        yield database, scale
+
+
+def run_on(
+    database: Database,
+    scale: int,
+    options: RunOptions,
+    *,
+    stop: threading.Event | None = None,
+    observer: Observer | None = None,
+) -> Result:
+    """Run validated options on a ready database."""
+    observer = observer or Observer()
+    stop = stop or threading.Event()
+    executor = get_executor(options.mode)
+    info = DatabaseInfo(kind=database.kind, url=database.url, server_version=server_version(database.dsn))
+    observer.database(info)
+    workload = options.workload
+    plan = Plan(
+        workload=workload,
+        mode=options.mode,
+        concurrency=options.concurrency,
+        transactions=options.transactions,
+        duration_s=options.duration_s,
+        warmup_s=options.warmup_s,
+        seed=options.seed,
+        scale=int(workload.defines.get("scale", scale)),
+        dsn=database.dsn,
+    )
+    cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
+    recorder = Recorder(len(workload.statements))
+    recorder.on_begin = lambda: _start_cpu_after(cpu, plan.warmup_s)
+    started = dt.datetime.now(dt.UTC)
+    with observer.running(plan, recorder.snapshot):
+        executor.run(plan, recorder, stop)
+    return _result(plan, executor, recorder, cpu, info, started, interrupted=stop.is_set())
+
+
+def _start_cpu_after(cpu: CpuMeter, warmup_s: float) -> None:
+    """CPU is measured over the same window as latency: after the warm-up."""
+    if warmup_s > 0:
+        timer = threading.Timer(warmup_s, cpu.start)
+        timer.daemon = True
+        timer.start()
+    else:
+        cpu.start()
+
+
+def _result(
+    plan: Plan,
+    executor: Executor,
+    recorder: Recorder,
+    cpu: CpuMeter,
+    info: DatabaseInfo,
+    started: dt.datetime,
+    *,
+    interrupted: bool,
+) -> Result:
+    latency, encoded = latency_of(recorder)
+    workload = plan.workload
+    return Result(
+        mode=plan.mode,
+        driver=executor.driver,
+        workload=workload.name,
+        scripts=tuple(f"{s.name}@{s.weight}" for s in workload.scripts),
+        concurrency=plan.concurrency,
+        seed=plan.seed,
+        scale=plan.scale,
+        planned_transactions=plan.transactions,
+        planned_duration_s=plan.duration_s,
+        warmup_s=plan.warmup_s,
+        started_at=started.isoformat(timespec="seconds"),
+        duration_s=recorder.measured_s,
+        interrupted=interrupted,
+        ok=recorder.ok,
+        failed=recorder.failed,
+        statement_count=recorder.statement_count,
+        warmup_transactions=recorder.warmup_transactions,
+        latency=latency,
+        errors=dict(recorder.errors),
+        series=tuple(recorder.series),
+        statements=statement_stats(
+            recorder, [(s.source, s.line, s.sql) for s in workload.statements]
+        ),
+        cpu=cpu.stop() if cpu.started else None,
+        database=info,
+        histogram=encoded,
+        versions=_versions(info.server_version, executor.driver),
+    )
+
+
+def _versions(server: str, driver: str) -> dict[str, str]:
+    return {
+        "dbload": __version__,
+        "python": platform.python_version(),
+        "driver": driver,
+        "asyncpg": asyncpg.__version__,
+        "psycopg": psycopg.__version__,
+        "server": server,
+        "platform": platform.platform(terse=True),
+    }
+
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def _data_directory(dsn: str) -> str | None:
+    """The server's data directory when it runs on this machine (for its CPU)."""
+    try:
+        host = conninfo_to_dict(dsn).get("host") or ""
+    except psycopg.Error:
+        return None
+    if not (str(host).startswith("/") or str(host) in _LOCAL_HOSTS):
+        return None
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+__all__ = ["DatabaseError", "Observer", "RunOptions", "current_scale", "prepare_options", "run", "run_on"]

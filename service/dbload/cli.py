@@ -1,0 +1,300 @@
+"""The command line: a thin Typer layer over :mod:`dbload.api`.
+
+This is the only module that turns errors into exit codes: every failure is
+one line on stderr and a non-zero exit, never a traceback (SPEC §9).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dbload import __version__
+from dbload.api import Observer, database_ready, prepare_options, run_on
+from dbload.config import Plan, check_output
+from dbload.database import embedded
+from dbload.database.resolve import open_database
+from dbload.errors import DbloadError, UsageError
+from dbload.measure.recorder import Snapshot
+from dbload.measure.result import DatabaseInfo
+from dbload.modes import MODES
+from dbload.report import console as console_report
+from dbload.report import progress
+from dbload.report.json_ import to_dict, write_json
+from dbload.schema.migrate import migrate as migrate_schema
+from dbload.schema.seed import seed as seed_data
+from dbload.workload.parser import builtin_names
+
+class _Group(typer.core.TyperGroup):
+    """Turns dbload's own errors into one line and an exit code.
+
+    Done here rather than only in ``main`` so that Typer's CliRunner sees the
+    same behaviour as a user's shell.
+    """
+
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except DbloadError as exc:
+            raise typer.Exit(_fail(str(exc), exc.exit_code)) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(_fail("interrupted", 130)) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="dbload",
+    help="Run PostgreSQL workloads sequentially, in threads and with asyncio; compare latency and throughput.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage the embedded PostgreSQL server.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DsnOpt = Annotated[
+    str | None,
+    typer.Option("--dsn", help="PostgreSQL URI (else $DBLOAD_DSN, then $DATABASE_URL).", show_default=False),
+]
+DbOpt = Annotated[
+    str, typer.Option("--db", help="Where the database comes from: auto, dsn, container or embedded.")
+]
+
+
+class _CliObserver(Observer):
+    def __init__(self, out: Console, quiet: bool, progress_s: float | None) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.progress_s = progress_s
+
+    def database(self, info: DatabaseInfo) -> None:
+        if not self.quiet:
+            self.out.print(
+                f"[dim]database:[/] {info.kind} {info.url} [dim](PostgreSQL {info.server_version})[/]",
+                highlight=False,
+            )
+
+    def running(self, plan: Plan, snapshot: progress.Snap) -> AbstractContextManager[None]:
+        label = f"{plan.mode} c={plan.concurrency}"
+        if self.quiet:
+            return nullcontext()
+        if self.progress_s is not None:
+            return progress.plain(self.out, snapshot, label, self.progress_s)
+        if self.out.is_terminal:
+            return progress.live(self.out, snapshot, label)
+        return nullcontext()
+
+
+@app.command()
+def run(
+    mode: Annotated[str, typer.Option("--mode", "-m", help=f"One of: {', '.join(MODES)}.")] = "async",
+    workload: Annotated[
+        str | None,
+        typer.Option("--workload", "-w", help="A built-in workload (see `dbload workloads`).", show_default=False),
+    ] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="A pgbench-syntax script, SCRIPT[@WEIGHT]; repeatable.", show_default=False),
+    ] = None,
+    define: Annotated[
+        list[str] | None,
+        typer.Option("--define", "-D", help="Script variable NAME=VALUE; repeatable.", show_default=False),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="Workers, each holding one connection [default: 8; 1 in sequential].", show_default=False),
+    ] = None,
+    queries: Annotated[
+        int | None,
+        typer.Option("--queries", "-n", help="Run a batch of N script executions, shared by the workers.", show_default=False),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", "-T", help="Run for SECONDS [default: 10 when -n is not given].", show_default=False),
+    ] = None,
+    warmup: Annotated[float, typer.Option("--warmup", help="Seconds run first and left out of the results.")] = 0.0,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed for the parameter stream [default: random, recorded].", show_default=False)
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the full result to this file (atomically).", show_default=False)
+    ] = None,
+    progress_s: Annotated[
+        float | None,
+        typer.Option("--progress", "-P", help="Print a plain progress line every SECONDS (for logs).", show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    dsn: DsnOpt = None,
+    db: DbOpt = "auto",
+) -> None:
+    """Run one workload in one mode and print a pgbench-like report."""
+    if progress_s is not None and progress_s <= 0:
+        raise UsageError(f"--progress must be positive, got {progress_s}")
+    json_path = check_output(json_path)
+    options = prepare_options(
+        workload=workload,
+        files=file or (),
+        defines=_parse_defines(define or []),
+        mode=mode,
+        concurrency=concurrency,
+        transactions=queries,
+        duration=duration,
+        warmup=warmup,
+        seed=seed,
+    )
+    out = Console(quiet=quiet)
+    observer = _CliObserver(out, quiet, progress_s)
+    with ExitStack() as stack:
+        with _status(out, "preparing the database…"):
+            database, scale = stack.enter_context(database_ready(db, dsn))
+        result = run_on(database, scale, options, stop=threading.Event(), observer=observer)
+    out.print(console_report.render(result))
+    if json_path is not None:
+        write_json(json_path, to_dict(result))
+        out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+
+
+def _status(out: Console, message: str) -> AbstractContextManager[object]:
+    return out.status(message) if out.is_terminal else nullcontext()
+
+
+def _parse_defines(items: list[str]) -> dict[str, str]:
+    defines: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-D expects NAME=VALUE, got {item!r}")
+        defines[name.strip()] = value
+    return defines
+
+
+@app.command()
+def workloads() -> None:
+    """List the built-in workloads."""
+    from dbload.workload.parser import builtin_description
+
+    out = Console()
+    for name in builtin_names():
+        out.print(f"[bold]{name:10}[/] {builtin_description(name)}", highlight=False)
+
+
+@app.command()
+def migrate(dsn: DsnOpt = None, db: DbOpt = "auto") -> None:
+    """Create or upgrade dbload's schema (alembic upgrade head)."""
+    with open_database(db, dsn) as database:
+        migrate_schema(database.dsn)
+        Console().print(f"schema up to date on {database.kind} {database.url}", highlight=False)
+
+
+@app.command()
+def seed(
+    scale: Annotated[int, typer.Option("--scale", "-s", help="Scale factor: 100,000 accounts per unit, as pgbench -i -s.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Reload even when the data already has this scale.")] = False,
+    dsn: DsnOpt = None,
+    db: DbOpt = "auto",
+) -> None:
+    """Load pgbench's demo data set (the same rows as pgbench -i -s N) with COPY."""
+    if scale < 1:
+        raise UsageError(f"--scale must be at least 1, got {scale}")
+    with open_database(db, dsn) as database:
+        migrate_schema(database.dsn)
+        done = seed_data(database.dsn, scale, force=force)
+    out = Console()
+    if done.skipped:
+        out.print(f"scale {scale} already loaded; nothing to do (--force reloads)", highlight=False)
+    else:
+        out.print(f"loaded scale {scale}: {done.rows:,} rows in {done.seconds:.1f} s", highlight=False)
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Start the embedded server and leave it running for later commands."""
+    status = embedded.start()
+    Console().print(f"embedded PostgreSQL running: {status.url}", highlight=False)
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the embedded server."""
+    stopped = embedded.stop()
+    Console().print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the embedded server runs, and where."""
+    status = embedded.status()
+    if status.running:
+        Console().print(f"running (pid {status.pid}): {status.url}", highlight=False)
+    else:
+        Console().print(f"stopped (data directory {status.data_dir})", highlight=False)
+        raise typer.Exit(1)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the embedded server's URL (for psql, pgbench or DBLOAD_DSN)."""
+    status = embedded.status()
+    if not status.running:
+        raise DbloadError("the embedded server is not running; start it with `dbload db up`")
+    print(status.url)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dbload {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """dbload: run PostgreSQL workloads sequentially, in threads and with asyncio."""
+
+
+_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@|(password\s*=\s*)\S+", re.IGNORECASE)
+
+
+def _one_line(message: str) -> str:
+    """First line only, any password masked: error text may quote a DSN."""
+    line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return _SECRET.sub(lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", line)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"dbload: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns (and exits with) the process exit code."""
+    command = typer.main.get_command(app)
+    try:
+        # Without standalone mode Typer returns the code of a typer.Exit and
+        # raises its usage errors, which we print as one line, not a panel.
+        returned = command.main(args=argv, prog_name="dbload", standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0
+    except typer.TyperException as exc:
+        code = _fail(exc.format_message(), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        code = _fail("interrupted", 130)
+    except DbloadError as exc:
+        code = _fail(str(exc), exc.exit_code)
+    except Exception as exc:  # the last line of defence: still one line, no traceback
+        if os.environ.get("DBLOAD_DEBUG"):
+            raise
+        code = _fail(f"internal error: {type(exc).__name__}: {exc} (DBLOAD_DEBUG=1 shows a traceback)", 70)
+    if argv is None:
+        sys.exit(code)
+    return code

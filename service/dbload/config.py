@@ -1,0 +1,91 @@
+"""Validated run options, as frozen records.
+
+Everything a user can get wrong is checked here, before any connection is
+opened, so bad input fails fast with a one-line :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbload.errors import UsageError
+from dbload.workload.model import Workload
+
+DEFAULT_DURATION_S = 10.0
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one executor runs: the workload, the mode and the batch."""
+
+    workload: Workload
+    mode: str
+    concurrency: int
+    transactions: int | None  # total script executions (-n), shared by the workers
+    duration_s: float | None  # or a measured duration (-T)
+    warmup_s: float
+    seed: int
+    scale: int
+    dsn: str  # may hold a password: never print it
+
+    def quota(self, worker: int) -> int | None:
+        """How many transactions worker ``worker`` runs (None: until the deadline).
+
+        The batch is split statically, like pgbench's -t per client, so that
+        a given seed and concurrency yield the same parameters in every mode.
+        """
+        if self.transactions is None:
+            return None
+        share, extra = divmod(self.transactions, self.concurrency)
+        return share + (1 if worker < extra else 0)
+
+
+def check_concurrency(mode: str, concurrency: int | None) -> int:
+    if concurrency is None:
+        return 1 if mode == "sequential" else DEFAULT_CONCURRENCY
+    if concurrency < 1:
+        raise UsageError(f"-c/--concurrency must be at least 1, got {concurrency}")
+    if mode == "sequential" and concurrency != 1:
+        raise UsageError("sequential mode runs one connection: drop -c or use --mode threads/async")
+    return concurrency
+
+
+def check_batch(transactions: int | None, duration_s: float | None) -> tuple[int | None, float | None]:
+    if transactions is not None and duration_s is not None:
+        raise UsageError("give either -n/--queries or -T/--duration, not both")
+    if transactions is not None and transactions < 1:
+        raise UsageError(f"-n/--queries must be a positive number of transactions, got {transactions}")
+    if duration_s is not None and duration_s <= 0:
+        raise UsageError(f"-T/--duration must be positive, got {duration_s}")
+    if transactions is None and duration_s is None:
+        return None, DEFAULT_DURATION_S
+    return transactions, duration_s
+
+
+def check_warmup(warmup_s: float) -> float:
+    if warmup_s < 0:
+        raise UsageError(f"--warmup must be zero or positive, got {warmup_s}")
+    return warmup_s
+
+
+def check_output(path: Path | None) -> Path | None:
+    """Refuse an unwritable --json target before the run, not after it."""
+    if path is None:
+        return None
+    parent = path.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"--json: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--json: directory {parent} is not writable")
+    if path.is_dir():
+        raise UsageError(f"--json: {path} is a directory")
+    return path
+
+
+def pick_seed(seed: int | None) -> int:
+    """A user seed, or a fresh one that the result records for replay."""
+    return seed if seed is not None else secrets.randbelow(2**31)

@@ -1,0 +1,171 @@
+"""The recorder: what executors report to, and all they know of measurement.
+
+Executors call :meth:`Recorder.begin` once every worker holds a prepared
+connection, then :meth:`Recorder.record` after each transaction. The hot
+path only appends integers to lists; the lists are folded into HDR
+histograms once per interval (see ``histogram.record_many``), which keeps
+memory constant in run length and the per-transaction cost near 1 µs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+
+from dbload.measure.histogram import new_histogram, percentile_of_sorted, record_many
+from dbload.workload.model import SLEEP, Step
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One point of the per-interval series (``t`` = seconds since measuring began)."""
+
+    t: float
+    transactions: int
+    errors: int
+    p99_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a progress display may read while the run goes on."""
+
+    elapsed_s: float
+    warming_up: bool
+    transactions: int
+    errors: int
+    last: Interval | None
+
+
+class Recorder:
+    """Collects latencies and counters of one run (of one process).
+
+    Thread-safe: the threads executor shares one recorder between workers.
+    The lock is uncontended in practice (the GIL serialises the workers
+    anyway) and costs ~0.1 µs.
+    """
+
+    def __init__(self, n_statements: int, *, interval_s: float = 1.0) -> None:
+        self.interval_ns = int(interval_s * NS_PER_S)
+        self.transactions = new_histogram()
+        self.statements = [new_histogram() for _ in range(n_statements)]
+        self.series: list[Interval] = []
+        self.ok = 0
+        self.failed = 0
+        self.statement_count = 0
+        self.errors: dict[str, int] = {}
+        self.warmup_transactions = 0
+        self.started_ns = 0  # when the clock started (workers released)
+        self.measure_from_ns = 0  # end of warm-up
+        self.ended_ns = 0
+        self.on_begin: Callable[[], None] | None = None  # e.g. start the CPU meter
+        self._lock = threading.Lock()
+        self._next_tick_ns = 0
+        self._buf: list[int] = []
+        self._stmt_buf: list[list[int]] = [[] for _ in range(n_statements)]
+        self._interval_errors = 0
+
+    # -- executor side -------------------------------------------------------
+
+    def begin(self, warmup_s: float = 0.0) -> int:
+        """Start the clock; returns its start in ``perf_counter_ns`` units."""
+        now = time.perf_counter_ns()
+        self.started_ns = now
+        self.measure_from_ns = now + int(warmup_s * NS_PER_S)
+        self._next_tick_ns = self.measure_from_ns + self.interval_ns
+        if self.on_begin is not None:
+            self.on_begin()
+        return now
+
+    def record(
+        self,
+        start_ns: int,
+        end_ns: int,
+        steps: Sequence[Step],
+        step_ns: Sequence[int],
+        error: str | None = None,
+    ) -> None:
+        """One finished transaction.
+
+        ``step_ns[i]`` is the duration of ``steps[i]``; a failed transaction
+        passes the durations of the steps that completed and the SQLSTATE
+        (or a short code for non-SQL failures) as ``error``.
+        """
+        if start_ns < self.measure_from_ns:
+            self.warmup_transactions += 1
+            return
+        with self._lock:
+            while end_ns >= self._next_tick_ns:
+                self._roll()
+            if error is not None:
+                self.failed += 1
+                self._interval_errors += 1
+                self.errors[error] = self.errors.get(error, 0) + 1
+            else:
+                self.ok += 1
+                self._buf.append((end_ns - start_ns) // 1000)
+            for (index, _), ns in zip(steps, step_ns, strict=False):
+                if index != SLEEP:
+                    self._stmt_buf[index].append(ns // 1000)
+                    self.statement_count += 1
+
+    def finish(self) -> None:
+        """Stop the clock and flush the last (partial) interval."""
+        with self._lock:
+            now = time.perf_counter_ns()
+            self.ended_ns = now
+            while now >= self._next_tick_ns:
+                self._roll()
+            if now > self.measure_from_ns:
+                self._flush(partial_end_ns=now)
+
+    # -- reader side ---------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        now = time.perf_counter_ns()
+        return Snapshot(
+            elapsed_s=max(0.0, (now - self.measure_from_ns) / NS_PER_S),
+            warming_up=now < self.measure_from_ns,
+            transactions=self.ok + self.failed,
+            errors=self.failed,
+            last=self.series[-1] if self.series else None,
+        )
+
+    @property
+    def measured_s(self) -> float:
+        end = self.ended_ns or time.perf_counter_ns()
+        return max(0.0, (end - self.measure_from_ns) / NS_PER_S)
+
+    def histogram(self) -> HdrHistogram:
+        return self.transactions
+
+    # -- internals -----------------------------------------------------------
+
+    def _roll(self) -> None:
+        self._flush(partial_end_ns=None)
+        self._next_tick_ns += self.interval_ns
+
+    def _flush(self, partial_end_ns: int | None) -> None:
+        buf, self._buf = self._buf, []
+        buf.sort()
+        end = self._next_tick_ns if partial_end_ns is None else partial_end_ns
+        self.series.append(
+            Interval(
+                t=round((end - self.measure_from_ns) / NS_PER_S, 3),
+                transactions=len(buf) + self._interval_errors,
+                errors=self._interval_errors,
+                p99_ms=percentile_of_sorted(buf, 99.0) / 1000.0,
+            )
+        )
+        self._interval_errors = 0
+        record_many(self.transactions, buf)
+        for hist, values in zip(self.statements, self._stmt_buf, strict=True):
+            if values:
+                record_many(hist, values)
+                values.clear()

@@ -1,0 +1,73 @@
+"""The result of one run: a typed, driver-free record that reports render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dbload.measure.cpu import CpuUse
+from dbload.measure.histogram import LatencySummary, encode, summarize
+from dbload.measure.recorder import Interval, Recorder
+
+
+@dataclass(frozen=True, slots=True)
+class StatementStats:
+    source: str
+    line: int
+    sql: str
+    latency: LatencySummary
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    kind: str  # "dsn" | "container" | "embedded"
+    url: str  # redacted
+    server_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    mode: str
+    driver: str
+    workload: str
+    scripts: tuple[str, ...]  # "name@weight"
+    concurrency: int
+    seed: int
+    scale: int
+    planned_transactions: int | None
+    planned_duration_s: float | None
+    warmup_s: float
+    started_at: str  # ISO 8601, UTC
+    duration_s: float  # measured window, warm-up excluded
+    interrupted: bool
+    ok: int
+    failed: int
+    statement_count: int
+    warmup_transactions: int
+    latency: LatencySummary
+    errors: dict[str, int]
+    series: tuple[Interval, ...]
+    statements: tuple[StatementStats, ...]
+    cpu: CpuUse | None
+    database: DatabaseInfo
+    histogram: str  # base64 HdrHistogram of transaction latency, µs
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tps(self) -> float:
+        """Successful transactions per second, as pgbench counts them."""
+        return self.ok / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def statements_per_s(self) -> float:
+        return self.statement_count / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def statement_stats(recorder: Recorder, sources: list[tuple[str, int, str]]) -> tuple[StatementStats, ...]:
+    return tuple(
+        StatementStats(source=src, line=line, sql=sql, latency=summarize(hist))
+        for (src, line, sql), hist in zip(sources, recorder.statements, strict=True)
+    )
+
+
+def latency_of(recorder: Recorder) -> tuple[LatencySummary, str]:
+    return summarize(recorder.transactions), encode(recorder.transactions)

@@ -1,0 +1,93 @@
+"""The psycopg (sync) worker shared by the sequential and threads modes.
+
+Parameters are sent as text of unknown type, as pgbench does, so the server
+infers each one's type from the statement and a value such as ``:aid`` binds
+the same way in pgbench, in psycopg and (after conversion) in asyncpg.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+from psycopg import pq
+
+from dbload.config import Plan
+from dbload.errors import RunError
+from dbload.measure.recorder import Recorder
+from dbload.modes.base import prepare_error
+from dbload.workload.model import SLEEP
+from dbload.workload.stream import ParameterStream
+
+_IDLE = pq.TransactionStatus.IDLE
+
+
+def prepare_all(conn: psycopg.Connection[object], plan: Plan) -> None:
+    """Ask the server to prepare every statement, to fail before the clock starts.
+
+    psycopg keeps its own prepared statements (prepare=True on execute); this
+    check prepares under a private name and deallocates, on the libpq level,
+    so a bad table or column is reported with its file and line.
+    """
+    pgconn = conn.pgconn
+    for index, statement in enumerate(plan.workload.statements):
+        name = f"dbload_check_{index}".encode()
+        result = pgconn.prepare(name, statement.sql.encode())
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            message = (result.error_message or b"").decode(errors="replace")
+            raise prepare_error(statement, _strip_severity(message))
+        pgconn.exec_(b"DEALLOCATE " + name)
+
+
+def _strip_severity(message: str) -> str:
+    return message.removeprefix("ERROR:").strip()
+
+
+def run_worker(
+    conn: psycopg.Connection[object],
+    plan: Plan,
+    client_id: int,
+    recorder: Recorder,
+    deadline: int | None,
+    stop: threading.Event,
+) -> None:
+    """One client: run this worker's share of the batch on its own connection."""
+    stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
+    quota = plan.quota(client_id)
+    cursor = psycopg.RawCursor(conn)
+    execute = cursor.execute
+    sqls = [s.sql for s in plan.workload.statements]
+    perf = time.perf_counter_ns
+    record = recorder.record
+    measure_from = recorder.measure_from_ns
+    done = 0
+    while not stop.is_set() and (quota is None or done < quota):
+        txn = stream.next()
+        start = perf()
+        if deadline is not None and start >= deadline:
+            break
+        step_ns: list[int] = []
+        error: str | None = None
+        try:
+            for index, args in txn.steps:
+                t = perf()
+                if index == SLEEP:
+                    time.sleep(float(args[0]))
+                else:
+                    execute(sqls[index], [str(a) for a in args], prepare=True)
+                step_ns.append(perf() - t)
+        except psycopg.Error as exc:
+            error = _classify(conn, exc, client_id)
+        record(start, perf(), txn.steps, step_ns, error)
+        if start >= measure_from:
+            done += 1
+
+
+def _classify(conn: psycopg.Connection[object], exc: psycopg.Error, client_id: int) -> str:
+    """The error's SQLSTATE, after putting the connection back to idle."""
+    if conn.closed or conn.broken:
+        raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}") from None
+    if conn.info.transaction_status != _IDLE:
+        conn.execute("ROLLBACK")
+    return exc.sqlstate or type(exc).__name__

@@ -1,0 +1,172 @@
+"""async: N worker coroutines on one event loop, connections from asyncpg's pool.
+
+Each worker acquires one connection for the whole run and executes
+statements it prepared itself (asyncpg's per-query pool checkout costs about
+two thirds of the throughput, SPEC §3). uvloop is used when installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+
+from dbload.config import Plan
+from dbload.errors import DatabaseError, RunError
+from dbload.measure.recorder import Recorder
+from dbload.modes.base import Executor, deadline_ns, prepare_error
+from dbload.workload.model import SLEEP, Value
+from dbload.workload.stream import ParameterStream
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+    uvloop = None
+
+# asyncpg encodes parameters in binary by their server-inferred type, so a
+# value must have a matching Python type; pgbench sends text and lets the
+# server cast. These conversions make the two agree.
+_TEXT = {"text", "varchar", "bpchar", "name", "unknown", "char"}
+_INT = {"int2", "int4", "int8", "oid"}
+_FLOAT = {"float4", "float8"}
+
+
+def _converter(type_name: str) -> Callable[[Value], Any] | None:
+    if type_name in _TEXT:
+        return str
+    if type_name in _INT:
+        return int
+    if type_name in _FLOAT:
+        return float
+    return None
+
+
+Fetch = Callable[..., Coroutine[Any, Any, Any]]
+
+
+class _Prepared:
+    """One statement prepared on one connection, with its argument conversions."""
+
+    __slots__ = ("convert", "fetch")
+
+    def __init__(self, stmt: asyncpg.prepared_stmt.PreparedStatement) -> None:
+        self.fetch: Fetch = stmt.fetch
+        converters = [_converter(t.name) for t in stmt.get_parameters()]
+        self.convert = converters if any(c is not None for c in converters) else None
+
+    def args(self, values: tuple[Value, ...]) -> tuple[Any, ...]:
+        if self.convert is None:
+            return values
+        return tuple(v if c is None else c(v) for c, v in zip(self.convert, values, strict=True))
+
+
+async def _prepare_all(conn: asyncpg.Connection, plan: Plan) -> list[_Prepared]:
+    prepared = []
+    for statement in plan.workload.statements:
+        try:
+            prepared.append(_Prepared(await conn.prepare(statement.sql)))
+        except asyncpg.PostgresError as exc:
+            raise prepare_error(statement, str(exc)) from None
+    return prepared
+
+
+async def _worker(
+    conn: asyncpg.Connection,
+    prepared: list[_Prepared],
+    plan: Plan,
+    client_id: int,
+    recorder: Recorder,
+    deadline: int | None,
+    stop: threading.Event,
+) -> None:
+    stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
+    quota = plan.quota(client_id)
+    perf = time.perf_counter_ns
+    record = recorder.record
+    measure_from = recorder.measure_from_ns
+    done = 0
+    while not stop.is_set() and (quota is None or done < quota):
+        txn = stream.next()
+        start = perf()
+        if deadline is not None and start >= deadline:
+            break
+        step_ns: list[int] = []
+        error: str | None = None
+        try:
+            for index, args in txn.steps:
+                t = perf()
+                if index == SLEEP:
+                    await asyncio.sleep(float(args[0]))
+                else:
+                    stmt = prepared[index]
+                    await stmt.fetch(*stmt.args(args))
+                step_ns.append(perf() - t)
+        except asyncpg.PostgresError as exc:
+            error = await _classify(conn, exc, client_id)
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}") from None
+        record(start, perf(), txn.steps, step_ns, error)
+        if start >= measure_from:
+            done += 1
+
+
+async def _classify(conn: asyncpg.Connection, exc: asyncpg.PostgresError, client_id: int) -> str:
+    if conn.is_closed():
+        raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}")
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+    return str(exc.sqlstate or type(exc).__name__)
+
+
+async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
+    """The async executor as a coroutine, for callers that own an event loop."""
+    n = plan.concurrency
+    try:
+        pool = await asyncpg.create_pool(plan.dsn, min_size=n, max_size=n, timeout=30)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"could not open {n} connections: {type(exc).__name__}") from None
+    async with pool:
+        conns = [await pool.acquire() for _ in range(n)]
+        try:
+            prepared = [await _prepare_all(conn, plan) for conn in conns]
+            recorder.begin(plan.warmup_s)
+            deadline = deadline_ns(plan, recorder)
+            try:
+                tasks = [
+                    asyncio.create_task(
+                        _worker(conn, prep, plan, i, recorder, deadline, stop), name=f"worker-{i}"
+                    )
+                    for i, (conn, prep) in enumerate(zip(conns, prepared, strict=True))
+                ]
+                await _gather_or_fail(tasks, stop)
+            finally:
+                recorder.finish()
+        finally:
+            for conn in conns:
+                await pool.release(conn)
+
+
+async def _gather_or_fail(tasks: list[asyncio.Task[None]], stop: threading.Event) -> None:
+    """Wait for every worker; the first failure stops the others and is raised."""
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    failed = [t for t in done if t.exception() is not None]
+    if failed:
+        stop.set()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise failed[0].exception()  # type: ignore[misc]
+
+
+class AsyncExecutor(Executor):
+    name = "async"
+    driver = f"asyncpg {asyncpg.__version__}" + (" + uvloop" if uvloop is not None else "")
+
+    def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
+        coro = run_async(plan, recorder, stop)
+        if uvloop is not None:
+            uvloop.run(coro)
+        else:
+            asyncio.run(coro)

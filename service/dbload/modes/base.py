@@ -1,0 +1,42 @@
+"""The executor interface: what every mode implements, and nothing more.
+
+An executor takes a :class:`~dbload.config.Plan` and a
+:class:`~dbload.measure.recorder.Recorder`, opens its connections, prepares
+every statement on every connection, calls ``recorder.begin()`` once all
+workers are ready, runs the batch and calls ``recorder.finish()``. It knows
+nothing of reports. A new mode is one new module with one subclass, listed
+in ``dbload.modes.MODES``.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from dbload.config import Plan
+from dbload.errors import WorkloadError
+from dbload.measure.recorder import NS_PER_S, Recorder
+from dbload.workload.model import Statement
+
+
+class Executor(ABC):
+    name: ClassVar[str]
+    driver: ClassVar[str]  # shown in the report: "psycopg 3.2.1", ...
+
+    @abstractmethod
+    def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
+        """Run the plan to completion, or until ``stop`` is set."""
+
+
+def deadline_ns(plan: Plan, recorder: Recorder) -> int | None:
+    """When workers stop starting transactions (None for a -n batch)."""
+    if plan.duration_s is None:
+        return None
+    return recorder.measure_from_ns + int(plan.duration_s * NS_PER_S)
+
+
+def prepare_error(statement: Statement, message: str) -> WorkloadError:
+    """A statement the server rejected, named by file and line."""
+    first_line = message.strip().splitlines()[0] if message.strip() else "rejected by the server"
+    return WorkloadError(first_line, source=statement.source, line=statement.line)

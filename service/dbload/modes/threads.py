@@ -1,0 +1,67 @@
+"""threads: N workers in a ThreadPoolExecutor, connections from psycopg_pool.
+
+Each worker takes one connection for the whole run, like a pgbench client;
+a barrier releases them together once every statement is prepared
+everywhere, so connection setup never counts as latency.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from dbload.config import Plan
+from dbload.errors import DatabaseError
+from dbload.measure.recorder import Recorder
+from dbload.modes._psycopg import prepare_all, run_worker
+from dbload.modes.base import Executor, deadline_ns
+
+
+class ThreadsExecutor(Executor):
+    name = "threads"
+    driver = f"psycopg {psycopg.__version__} + psycopg_pool"
+
+    def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
+        n = plan.concurrency
+        ready = threading.Barrier(n + 1)
+        go = threading.Event()
+        setup_errors: list[BaseException] = []
+        deadline: list[int | None] = [None]
+
+        def worker(pool: ConnectionPool, client_id: int) -> None:
+            with pool.connection() as conn:
+                try:
+                    prepare_all(conn, plan)
+                except BaseException as exc:
+                    setup_errors.append(exc)
+                ready.wait()
+                go.wait()
+                if not stop.is_set():
+                    run_worker(conn, plan, client_id, recorder, deadline[0], stop)
+
+        pool = ConnectionPool(
+            plan.dsn, min_size=n, max_size=n, kwargs={"autocommit": True}, open=False
+        )
+        with pool, ThreadPoolExecutor(max_workers=n, thread_name_prefix="dbload") as threads:
+            try:
+                pool.wait(timeout=30)
+            except PoolTimeout:
+                raise DatabaseError(f"could not open {n} connections within 30 s") from None
+            futures = [threads.submit(worker, pool, i) for i in range(n)]
+            ready.wait()
+            if setup_errors:
+                stop.set()
+                go.set()
+                raise setup_errors[0]
+            recorder.begin(plan.warmup_s)
+            deadline[0] = deadline_ns(plan, recorder)
+            go.set()
+            try:
+                for future in futures:
+                    future.result()
+            finally:
+                stop.set()
+                recorder.finish()

@@ -1,0 +1,126 @@
+"""The terminal report: rich renderables, pure functions of a Result.
+
+Modelled on pgbench's summary: every number a user needs, nothing else.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from dbload.measure.histogram import LatencySummary
+from dbload.measure.result import Result
+
+# SQLSTATE codes a load test meets most; others show their code alone.
+_SQLSTATE_NAMES = {
+    "40001": "serialization_failure",
+    "40P01": "deadlock_detected",
+    "57014": "query_canceled",
+    "23505": "unique_violation",
+    "23503": "foreign_key_violation",
+    "53300": "too_many_connections",
+    "57P01": "admin_shutdown",
+    "08006": "connection_failure",
+    "25P02": "in_failed_sql_transaction",
+}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def summary_table(result: Result) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    db = result.database
+    batch = (
+        f"{result.planned_transactions:,} transactions"
+        if result.planned_transactions is not None
+        else f"{result.planned_duration_s:g} s"
+    )
+    status = " [bold red](interrupted)[/]" if result.interrupted else ""
+    table.add_row("mode", f"{result.mode} ({result.driver}){status}")
+    table.add_row("workload", f"{result.workload}  [dim]{', '.join(result.scripts)}[/]")
+    table.add_row("database", f"{db.kind}: {db.url}  [dim]PostgreSQL {db.server_version}[/]")
+    table.add_row(
+        "plan",
+        f"scale {result.scale} · {result.concurrency} clients · {batch}"
+        f" · warm-up {result.warmup_s:g} s · seed {result.seed}",
+    )
+    table.add_row(
+        "transactions",
+        f"{result.ok:,} ok, {result.failed:,} failed in {result.duration_s:.3f} s"
+        + (f"  [dim]({result.warmup_transactions:,} in warm-up)[/]" if result.warmup_transactions else ""),
+    )
+    table.add_row(
+        "throughput",
+        f"[bold green]{result.tps:,.1f} tps[/]  ·  {result.statements_per_s:,.1f} statements/s",
+    )
+    table.add_row("latency (ms)", _latency_line(result.latency))
+    table.add_row("errors", _errors_line(result.errors))
+    table.add_row("cpu", _cpu_line(result))
+    return table
+
+
+def _latency_line(lat: LatencySummary) -> str:
+    return (
+        f"mean {_fmt(lat.mean)} ± {_fmt(lat.stddev)}  p50 {_fmt(lat.p50)}  p90 {_fmt(lat.p90)}"
+        f"  [bold]p99 {_fmt(lat.p99)}[/]  p99.9 {_fmt(lat.p99_9)}  max {_fmt(lat.max)}"
+    )
+
+
+def _errors_line(errors: dict[str, int]) -> str:
+    if not errors:
+        return "none"
+    return ", ".join(
+        f"[red]{code}[/] {_SQLSTATE_NAMES.get(code, '')} × {count:,}".replace("  ", " ")
+        for code, count in sorted(errors.items(), key=lambda kv: -kv[1])
+    )
+
+
+def _cpu_line(result: Result) -> str:
+    cpu = result.cpu
+    if cpu is None:
+        return "not measured"
+    client = f"client {cpu.client_pct:.0f} %"
+    if cpu.server_pct is None:
+        server = f"server not measured ({cpu.server_note})"
+    else:
+        server = f"server {cpu.server_pct:.0f} %"
+    busy = cpu.client_pct + (cpu.server_pct or 0.0)
+    hint = (
+        "  [yellow]the machine's CPU is saturated: this measures the machine, not the database[/]"
+        if busy >= 90.0 * cpu.cores
+        else ""
+    )
+    return f"{client} · {server} [dim](% of one core; {cpu.cores} cores)[/]{hint}"
+
+
+def statements_table(result: Result) -> Table:
+    table = Table(title="per statement", title_justify="left", title_style="bold")
+    table.add_column("where", style="dim")
+    table.add_column("count", justify="right")
+    for name in ("mean", "p50", "p99", "max"):
+        table.add_column(f"{name} ms", justify="right")
+    table.add_column("statement", overflow="ellipsis", no_wrap=True, max_width=60)
+    for stat in result.statements:
+        lat = stat.latency
+        table.add_row(
+            f"{stat.source}:{stat.line}",
+            f"{lat.count:,}",
+            _fmt(lat.mean),
+            _fmt(lat.p50),
+            _fmt(lat.p99),
+            _fmt(lat.max),
+            " ".join(stat.sql.split()),
+        )
+    return table
+
+
+def render(result: Result) -> RenderableType:
+    parts: list[RenderableType] = [summary_table(result)]
+    if result.statements:
+        parts += [Text(""), statements_table(result)]
+    return Group(*parts)

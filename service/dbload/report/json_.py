@@ -1,0 +1,106 @@
+"""The JSON result file (schema ``dbload/result@1``), written atomically.
+
+The layout is documented in README.md; change both together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dbload.errors import DbloadError
+from dbload.measure.result import Result
+
+SCHEMA = "dbload/result@1"
+
+
+def to_dict(result: Result) -> dict[str, Any]:
+    lat = result.latency
+    cpu = result.cpu
+    return {
+        "schema": SCHEMA,
+        "mode": result.mode,
+        "driver": result.driver,
+        "workload": result.workload,
+        "scripts": list(result.scripts),
+        "concurrency": result.concurrency,
+        "seed": result.seed,
+        "scale": result.scale,
+        "planned": {
+            "transactions": result.planned_transactions,
+            "duration_s": result.planned_duration_s,
+            "warmup_s": result.warmup_s,
+        },
+        "started_at": result.started_at,
+        "duration_s": round(result.duration_s, 4),
+        "interrupted": result.interrupted,
+        "transactions": {
+            "count": result.ok + result.failed,
+            "ok": result.ok,
+            "failed": result.failed,
+            "per_second": round(result.tps, 3),
+            "warmup": result.warmup_transactions,
+        },
+        "statements": {
+            "count": result.statement_count,
+            "per_second": round(result.statements_per_s, 3),
+            "detail": [
+                {"source": s.source, "line": s.line, "sql": s.sql, "latency_ms": _latency(s.latency)}
+                for s in result.statements
+            ],
+        },
+        "latency_ms": _latency(lat),
+        "errors": dict(sorted(result.errors.items())),
+        "series": [asdict(point) for point in result.series],
+        "database": asdict(result.database),
+        "cpu": None
+        if cpu is None
+        else {
+            "cores": cpu.cores,
+            "wall_s": cpu.wall_s,
+            "client_s": cpu.client_s,
+            "client_pct": round(cpu.client_pct, 1),
+            "server_s": cpu.server_s,
+            "server_pct": None if cpu.server_pct is None else round(cpu.server_pct, 1),
+            "server_note": cpu.server_note,
+        },
+        "histogram": {"unit": "us", "encoding": "HdrHistogram-V2-base64", "data": result.histogram},
+        "versions": result.versions,
+    }
+
+
+def _latency(lat: Any) -> dict[str, float]:
+    return {
+        "mean": lat.mean,
+        "stddev": lat.stddev,
+        "min": lat.min,
+        "p50": lat.p50,
+        "p90": lat.p90,
+        "p99": lat.p99,
+        "p99_9": lat.p99_9,
+        "max": lat.max,
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write next to the target and rename, so a reader never sees half a file."""
+    path = path.expanduser()
+    tmp_name: str | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as tmp:
+            tmp_name = tmp.name
+            json.dump(data, tmp, indent=2)
+            tmp.write("\n")
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        raise DbloadError(f"cannot write {path}: {exc.strerror or exc}") from None

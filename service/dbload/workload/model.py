@@ -1,0 +1,60 @@
+"""Records describing a parsed workload. They cross into every executor.
+
+A :class:`Workload` is immutable and driver-free: statements carry PostgreSQL's
+native ``$n`` placeholders (asyncpg and psycopg's ``RawCursor`` both take
+them), and ``params`` names the variable bound to each ``$n``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+Value: TypeAlias = int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement of a script, ready to prepare on the server."""
+
+    sql: str  # text with $1..$n placeholders
+    params: tuple[str, ...]  # params[i] is the variable bound to $(i+1)
+    script: int  # index of the owning script in Workload.scripts
+    source: str  # file name (or built-in name) for messages
+    line: int  # 1-based line where the statement starts
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """One pgbench-style script: one 'transaction' per execution."""
+
+    name: str  # built-in name or file path as given
+    source: str  # what error messages call it
+    weight: int
+    description: str  # from a leading comment, may be empty
+    commands: tuple[object, ...]  # parser-private: \set, \sleep, SQL (see parser)
+    statements: tuple[int, ...]  # indexes into Workload.statements, in order
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    name: str  # e.g. "select" or "a.sql@3+b.sql"
+    scripts: tuple[Script, ...]
+    statements: tuple[Statement, ...]  # every statement of every script, flattened
+    defines: dict[str, Value] = field(default_factory=dict)  # -D name=value
+
+
+# One executed step of a transaction: (statement index, bind values), or
+# (SLEEP, (seconds,)). Tuples, not objects: this is the executors' hot path.
+SLEEP = -1
+Step: TypeAlias = tuple[int, tuple[Value, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    script: int
+    steps: tuple[Step, ...]

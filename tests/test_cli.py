@@ -1,0 +1,189 @@
+"""The command line: bad input gives one clear line and a non-zero exit.
+
+Through Typer's CliRunner (in process) and through a real subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dbload.cli import app, main
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("dbload: error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_run_reports_and_writes_json(seeded_dsn: str, tmp_path: Path) -> None:
+    out_file = tmp_path / "r.json"
+    code, out, err = _cli("run", "--dsn", seeded_dsn, "-n", "40", "-c", "2", "--seed", "1", "--json", str(out_file))
+    assert code == 0, err
+    assert "tps" in out and "p99" in out
+    data = json.loads(out_file.read_text())
+    assert data["transactions"]["count"] == 40 and data["seed"] == 1
+
+
+def test_quiet_prints_nothing(seeded_dsn: str) -> None:
+    code, out, err = _cli("run", "--dsn", seeded_dsn, "-n", "10", "--quiet")
+    assert code == 0, err
+    assert out == ""
+
+
+def test_progress_lines_for_logs(seeded_dsn: str) -> None:
+    code, out, _ = _cli("run", "--dsn", seeded_dsn, "-T", "1.3", "-c", "2", "--progress", "0.5")
+    assert code == 0
+    assert out.count("progress:") >= 2
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--mode", "warp"], ["unknown mode 'warp'"]),
+        (["-f", "/nonexistent/script.sql"], ["/nonexistent/script.sql"]),
+        (["-c", "0"], ["-c/--concurrency", "at least 1"]),
+        (["-n", "-5"], ["-n/--queries"]),
+        (["-n", "5", "-T", "3"], ["not both"]),
+        (["--mode", "sequential", "-c", "4"], ["sequential"]),
+        (["--workload", "nosuch"], ["nosuch"]),
+        (["--json", "/nonexistent/dir/out.json"], ["--json", "/nonexistent/dir"]),
+        (["-D", "novalue"], ["NAME=VALUE"]),
+        (["-n", "abc"], ["abc"]),
+    ],
+)
+def test_bad_options_fail_before_any_database(args: list[str], needles: list[str]) -> None:
+    # an unreachable DSN proves the check happened before connecting
+    code, _, err = _cli("run", "--dsn", "postgresql://postgres@127.0.0.1:1/x", *args)
+    _one_line_error(code, err, *needles)
+
+
+def _script(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_unparsable_script_names_file_and_line(tmp_path: Path) -> None:
+    path = _script(tmp_path, "broken.sql", "SELECT 1;\n\\set x random(1,\n")
+    code, _, err = _cli("run", "--dsn", "postgresql://postgres@127.0.0.1:1/x", "-f", path)
+    _one_line_error(code, err, "broken.sql:2")
+
+
+def test_undefined_variable_names_file_and_line(tmp_path: Path) -> None:
+    path = _script(tmp_path, "undef.sql", "-- uses :nope\n\nSELECT :nope;\n")
+    code, _, err = _cli("run", "--dsn", "postgresql://postgres@127.0.0.1:1/x", "-f", path)
+    _one_line_error(code, err, "undef.sql:3", "nope")
+
+
+def test_empty_script_is_refused(tmp_path: Path) -> None:
+    path = _script(tmp_path, "empty.sql", "-- nothing here\n\n")
+    code, _, err = _cli("run", "--dsn", "postgresql://postgres@127.0.0.1:1/x", "-f", path)
+    _one_line_error(code, err, "empty.sql")
+
+
+def test_unknown_table_is_refused_before_the_run(seeded_dsn: str, tmp_path: Path) -> None:
+    path = _script(tmp_path, "tbl.sql", "SELECT * FROM nosuchtable;\n")
+    out_file = tmp_path / "r.json"
+    code, _, err = _cli("run", "--dsn", seeded_dsn, "-f", path, "-n", "5", "--json", str(out_file))
+    _one_line_error(code, err, "tbl.sql:1", "nosuchtable")
+    assert not out_file.exists()
+
+
+def test_unreachable_server() -> None:
+    code, _, err = _cli("run", "--dsn", "postgresql://postgres:hunter2@127.0.0.1:1/x", "-n", "5")
+    _one_line_error(code, err, "127.0.0.1")
+    assert "hunter2" not in err
+
+
+def test_malformed_dsn() -> None:
+    code, _, err = _cli("run", "--dsn", "postgresql://u:hunter2@host:notaport/db", "-n", "5")
+    _one_line_error(code, err)
+    assert "hunter2" not in err
+
+
+def test_unknown_role(seeded_dsn: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(seeded_dsn)
+    params["user"] = "no_such_role_dbload"
+    params["password"] = "hunter2"
+    code, _, err = _cli("run", "--dsn", make_conninfo(**params), "-n", "5")
+    _one_line_error(code, err, "no_such_role_dbload")
+    assert "hunter2" not in err
+
+
+def test_password_never_shown(seeded_dsn: str, tmp_path: Path) -> None:
+    """Trust auth ignores the password, so the run succeeds and must hide it."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(seeded_dsn)
+    params["password"] = "s3cret-pw-xyz"
+    out_file = tmp_path / "r.json"
+    code, out, err = _cli("run", "--dsn", make_conninfo(**params), "-n", "5", "--json", str(out_file))
+    assert code == 0, err
+    assert "s3cret-pw-xyz" not in out + err + out_file.read_text()
+
+
+def test_main_returns_exit_codes_without_raising(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--mode", "warp"]) == 2
+    assert main(["--version"]) == 0
+    assert main(["run", "-c", "notanint"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("dbload: error:") == 2
+    assert "Traceback" not in err
+
+
+def test_workloads_lists_builtins() -> None:
+    code, out, _ = _cli("workloads")
+    assert code == 0
+    for name in ("select", "tpcb", "join", "aggregate", "slow"):
+        assert name in out
+
+
+def _subprocess(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dbload", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.slow
+def test_subprocess_run_and_json(seeded_dsn: str, tmp_path: Path) -> None:
+    out_file = tmp_path / "r.json"
+    proc = _subprocess("run", "--mode", "threads", "-c", "2", "-n", "30", "--json", str(out_file), env={"DBLOAD_DSN": seeded_dsn})
+    assert proc.returncode == 0, proc.stderr
+    assert "tps" in proc.stdout
+    assert json.loads(out_file.read_text())["mode"] == "threads"
+
+
+@pytest.mark.slow
+def test_subprocess_errors_are_one_line(tmp_path: Path) -> None:
+    proc = _subprocess("run", "--mode", "warp")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown mode" in proc.stderr
+    proc = _subprocess("run", "-n", "5", env={"DBLOAD_DSN": "postgresql://postgres:pw123@127.0.0.1:1/x"})
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "pw123" not in proc.stderr
+    assert proc.stderr.startswith("dbload: error:")

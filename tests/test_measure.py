@@ -1,0 +1,114 @@
+"""The recorder and histograms: pure measurement, no database needed."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from dbload.measure.cpu import CpuMeter, find_postmaster
+from dbload.measure.histogram import decode, encode, merge, new_histogram, record_many, summarize
+from dbload.measure.recorder import NS_PER_S, Recorder
+from dbload.workload.model import SLEEP
+
+MS = 1_000_000  # ns
+
+
+def _record(rec: Recorder, start: int, latency_ns: int, error: str | None = None) -> None:
+    steps = ((0, (1,)), (SLEEP, (0.0,)), (1, (2,)))
+    rec.record(start, start + latency_ns, steps, [latency_ns // 2, 0, latency_ns // 2], error)
+
+
+def test_summary_percentiles_match_recorded_values() -> None:
+    hist = new_histogram()
+    record_many(hist, range(1, 1001))  # 1..1000 µs
+    s = summarize(hist)
+    assert s.count == 1000
+    assert s.p50 == pytest.approx(0.5, rel=0.01)
+    assert s.p99 == pytest.approx(0.99, rel=0.01)
+    assert s.max == pytest.approx(1.0, rel=0.01)
+    assert s.mean == pytest.approx(0.5005, rel=0.01)
+
+
+def test_empty_summary_is_zero() -> None:
+    assert summarize(new_histogram()).count == 0
+
+
+def test_encoded_histograms_merge_losslessly() -> None:
+    a, b = new_histogram(), new_histogram()
+    record_many(a, [100] * 50 + [5000] * 3)
+    record_many(b, [200] * 20 + [90_000])
+    both = new_histogram()
+    record_many(both, [100] * 50 + [5000] * 3 + [200] * 20 + [90_000])
+    merged = merge([encode(a), encode(b)])
+    assert merged.get_total_count() == both.get_total_count() == 74
+    assert summarize(merged) == summarize(both)
+    assert summarize(decode(encode(a))) == summarize(a)
+
+
+def test_recorder_counts_transactions_statements_and_errors() -> None:
+    rec = Recorder(n_statements=2)
+    t0 = rec.begin()
+    for i in range(10):
+        _record(rec, t0 + i * MS, 2 * MS)
+    _record(rec, t0 + 20 * MS, 1 * MS, error="40001")
+    rec.finish()
+    assert (rec.ok, rec.failed) == (10, 1)
+    assert rec.errors == {"40001": 1}
+    # sleeps are not statements; the failed transaction's statements still ran
+    assert rec.statement_count == 22
+    assert rec.transactions.get_total_count() == 10
+    assert [h.get_total_count() for h in rec.statements] == [11, 11]
+    assert sum(p.transactions for p in rec.series) == 11
+    assert sum(p.errors for p in rec.series) == 1
+
+
+def test_warmup_transactions_are_left_out() -> None:
+    rec = Recorder(n_statements=2)
+    t0 = rec.begin(warmup_s=0.05)
+    _record(rec, t0 + MS, MS)  # inside warm-up
+    time.sleep(0.06)
+    _record(rec, time.perf_counter_ns(), MS)
+    rec.finish()
+    assert rec.warmup_transactions == 1
+    assert rec.ok == 1
+
+
+def test_series_has_one_point_per_interval_including_idle_ones() -> None:
+    rec = Recorder(n_statements=2, interval_s=0.01)
+    t0 = rec.begin()
+    _record(rec, t0, MS)
+    # a transaction finishing 5 intervals later rolls the idle ones too
+    _record(rec, t0 + 50 * MS, MS)
+    time.sleep(max(0.0, (t0 + 60 * MS - time.perf_counter_ns()) / NS_PER_S))
+    rec.finish()
+    ticks = [p.t for p in rec.series]
+    assert ticks == sorted(ticks)
+    assert len(rec.series) >= 5
+    assert sum(p.transactions for p in rec.series) == 2
+    assert any(p.transactions == 0 for p in rec.series)
+    assert rec.series[0].p99_ms == pytest.approx(1.0, rel=0.01)
+
+
+def test_cpu_meter_measures_this_process() -> None:
+    meter = CpuMeter(None, "no server")
+    meter.start()
+    deadline = time.perf_counter() + 0.2
+    while time.perf_counter() < deadline:
+        pass
+    use = meter.stop()
+    assert use.client_s > 0
+    assert use.server_s is None and use.server_pct is None
+    assert use.cores == psutil.cpu_count()
+
+
+def test_postmaster_lookup_explains_a_missing_server() -> None:
+    proc, note = find_postmaster(None)
+    assert proc is None and "not visible" in note
+    proc, note = find_postmaster("/nonexistent/data/dir")
+    assert proc is None and "not on this machine" in note
+
+
+def test_interval_is_a_second_by_default() -> None:
+    assert Recorder(1).interval_ns == NS_PER_S

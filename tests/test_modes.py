@@ -1,0 +1,179 @@
+"""Every mode, end to end, against a real PostgreSQL (the session database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbload.api import RunOptions, prepare_options, run_on
+from dbload.database.resolve import Database
+from dbload.errors import WorkloadError
+from dbload.measure.result import Result
+from dbload.modes import MODES
+
+ALL_MODES = sorted(MODES)
+
+
+def _db(dsn: str) -> Database:
+    return Database(kind="dsn", dsn=dsn)
+
+
+def _run(dsn: str, **kwargs: object) -> Result:
+    options: RunOptions = prepare_options(**kwargs)  # type: ignore[arg-type]
+    return run_on(_db(dsn), 1, options)
+
+
+def _concurrency(mode: str, c: int) -> int | None:
+    return None if mode == "sequential" else c
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str) -> None:
+    result = _run(seeded_dsn, workload="select", mode=mode, concurrency=_concurrency(mode, 4), transactions=203, seed=7)
+    assert (result.ok, result.failed) == (203, 0)
+    assert result.statement_count == 203
+    assert result.latency.count == 203
+    assert sum(p.transactions for p in result.series) == 203
+    assert result.statements[0].latency.count == 203
+    assert result.latency.p50 <= result.latency.p99 <= result.latency.max
+    assert result.tps > 0
+    assert result.cpu is not None and result.cpu.client_s >= 0
+
+
+@pytest.fixture
+def restore_balances(seeded_dsn: str) -> Iterator[None]:
+    """tpcb writes: put the seeded data back as pgbench -i left it."""
+    yield
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0")
+        conn.execute("UPDATE pgbench_tellers SET tbalance = 0 WHERE tbalance <> 0")
+        conn.execute("UPDATE pgbench_branches SET bbalance = 0 WHERE bbalance <> 0")
+        conn.execute("TRUNCATE pgbench_history")
+
+
+def _sums(dsn: str) -> tuple[int, ...]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts),"
+            " (SELECT sum(bbalance) FROM pgbench_branches),"
+            " (SELECT sum(tbalance) FROM pgbench_tellers),"
+            " (SELECT coalesce(sum(delta), 0) FROM pgbench_history),"
+            " (SELECT count(*) FROM pgbench_history)"
+        ).fetchone()
+    assert row is not None
+    return tuple(int(v) for v in row)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_tpcb_transactions_commit_and_balance(seeded_dsn: str, mode: str, restore_balances: None) -> None:
+    result = _run(seeded_dsn, workload="tpcb", mode=mode, concurrency=_concurrency(mode, 3), transactions=60, seed=1)
+    assert (result.ok, result.failed) == (60, 0)
+    assert result.statement_count == 60 * 7  # BEGIN, 5 statements, END
+    accounts, branches, tellers, history, rows = _sums(seeded_dsn)
+    assert rows == 60
+    assert accounts == branches == tellers == history
+
+
+@pytest.fixture
+def probe_table(seeded_dsn: str) -> Iterator[str]:
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE dbload_probe (client int, x bigint, y double precision)")
+    yield "dbload_probe"
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE dbload_probe")
+
+
+PROBE = """\
+-- records the parameters it was given
+\\set x random(1, 1000000000)
+\\set y random_gaussian(1, 1000, 2.5)
+INSERT INTO dbload_probe (client, x, y) VALUES (:client_id, :x, :y);
+"""
+
+
+def _probe_rows(dsn: str) -> list[tuple[int, int, float]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT client, x, y FROM dbload_probe ORDER BY client, x, y").fetchall()
+        conn.execute("TRUNCATE dbload_probe")
+    return [(int(c), int(x), float(y)) for c, x, y in rows]
+
+
+def test_same_seed_sends_the_same_parameters_in_every_mode(
+    seeded_dsn: str, probe_table: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "probe.sql"
+    script.write_text(PROBE)
+    seen = {}
+    for mode in ("threads", "async"):
+        _run(seeded_dsn, files=[str(script)], mode=mode, concurrency=3, transactions=31, seed=42)
+        seen[mode] = _probe_rows(seeded_dsn)
+    assert len(seen["async"]) == 31
+    assert seen["threads"] == seen["async"]
+    # sequential is one worker: the stream of client 0
+    for mode in ("sequential", "async"):
+        _run(seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 1), transactions=12, seed=42)
+        seen[mode] = _probe_rows(seeded_dsn)
+    assert seen["sequential"] == seen["async"]
+    _run(seeded_dsn, files=[str(script)], mode="async", concurrency=1, transactions=12, seed=43)
+    assert _probe_rows(seeded_dsn) != seen["async"]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_statement_the_server_rejects_is_reported_before_the_run(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "bad.sql"
+    script.write_text("\\set aid random(1, 10)\nSELECT nosuchcolumn\n  FROM pgbench_accounts WHERE aid = :aid;\n")
+    with pytest.raises(WorkloadError, match=r"bad\.sql:2: .*nosuchcolumn.*does not exist"):
+        _run(seeded_dsn, files=[str(script)], mode=mode, transactions=5)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_unknown_table_is_reported_with_file_and_line(seeded_dsn: str, mode: str, tmp_path: Path) -> None:
+    script = tmp_path / "t.sql"
+    script.write_text("-- a comment\nSELECT 1;\nSELECT * FROM no_such_table;\n")
+    with pytest.raises(WorkloadError, match=r"t\.sql:3: .*no_such_table"):
+        _run(seeded_dsn, files=[str(script)], mode=mode, transactions=5)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "div.sql"
+    # half the transactions divide by zero inside an explicit transaction:
+    # the worker must roll back and carry on with the same connection
+    script.write_text("\\set d random(0, 1)\nBEGIN;\nSELECT 1 / :d;\nEND;\n")
+    result = _run(seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2), transactions=80, seed=3)
+    assert result.ok + result.failed == 80
+    assert 0 < result.failed < 80
+    assert result.errors == {"22012": result.failed}
+    assert sum(p.errors for p in result.series) == result.failed
+    assert result.latency.count == result.ok
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_duration_and_warmup(seeded_dsn: str, mode: str) -> None:
+    result = _run(seeded_dsn, workload="select", mode=mode, concurrency=_concurrency(mode, 2), duration=1.0, warmup=0.3)
+    assert result.duration_s == pytest.approx(1.0, abs=0.5)
+    assert result.warmup_transactions > 0
+    assert result.ok > 0
+    assert result.series[0].t == pytest.approx(1.0, abs=0.05)
+
+
+def test_sleep_counts_in_transaction_latency_but_not_as_a_statement(seeded_dsn: str, tmp_path: Path) -> None:
+    script = tmp_path / "nap.sql"
+    script.write_text("\\sleep 20 ms\nSELECT 1;\n")
+    result = _run(seeded_dsn, files=[str(script)], mode="async", concurrency=4, transactions=8)
+    assert result.latency.min >= 20.0
+    assert result.statements[0].latency.max < result.latency.min
+    assert result.statement_count == 8
+
+
+def test_slow_workload_waits_on_the_server(seeded_dsn: str) -> None:
+    result = _run(seeded_dsn, workload="slow", mode="async", concurrency=4, transactions=8)
+    assert result.ok == 8
+    assert result.latency.min >= 50.0
