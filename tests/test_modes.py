@@ -7,9 +7,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dbload.database.resolve import Database
 
 from dbload.api import RunOptions, prepare_options, run_on
-from dbload.database.resolve import Database
 from dbload.errors import WorkloadError
 from dbload.measure.result import Result
 from dbload.modes import MODES
@@ -32,7 +32,14 @@ def _concurrency(mode: str, c: int) -> int | None:
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str) -> None:
-    result = _run(seeded_dsn, workload="select", mode=mode, concurrency=_concurrency(mode, 4), transactions=203, seed=7)
+    result = _run(
+        seeded_dsn,
+        workload="select",
+        mode=mode,
+        concurrency=_concurrency(mode, 4),
+        transactions=203,
+        seed=7,
+    )
     assert (result.ok, result.failed) == (203, 0)
     assert result.statement_count == 203
     assert result.latency.count == 203
@@ -68,8 +75,17 @@ def _sums(dsn: str) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
-def test_tpcb_transactions_commit_and_balance(seeded_dsn: str, mode: str, restore_balances: None) -> None:
-    result = _run(seeded_dsn, workload="tpcb", mode=mode, concurrency=_concurrency(mode, 3), transactions=60, seed=1)
+def test_tpcb_transactions_commit_and_balance(
+    seeded_dsn: str, mode: str, restore_balances: None
+) -> None:
+    result = _run(
+        seeded_dsn,
+        workload="tpcb",
+        mode=mode,
+        concurrency=_concurrency(mode, 3),
+        transactions=60,
+        seed=1,
+    )
     assert (result.ok, result.failed) == (60, 0)
     assert result.statement_count == 60 * 7  # BEGIN, 5 statements, END
     accounts, branches, tellers, history, rows = _sums(seeded_dsn)
@@ -96,7 +112,9 @@ INSERT INTO dbload_probe (client, x, y) VALUES (:client_id, :x, :y);
 
 def _probe_rows(dsn: str) -> list[tuple[int, int, float]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute("SELECT client, x, y FROM dbload_probe ORDER BY client, x, y").fetchall()
+        rows = conn.execute(
+            "SELECT client, x, y FROM dbload_probe ORDER BY client, x, y"
+        ).fetchall()
         conn.execute("TRUNCATE dbload_probe")
     return [(int(c), int(x), float(y)) for c, x, y in rows]
 
@@ -114,7 +132,14 @@ def test_same_seed_sends_the_same_parameters_in_every_mode(
     assert seen["threads"] == seen["async"]
     # sequential is one worker: the stream of client 0
     for mode in ("sequential", "async"):
-        _run(seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 1), transactions=12, seed=42)
+        _run(
+            seeded_dsn,
+            files=[str(script)],
+            mode=mode,
+            concurrency=_concurrency(mode, 1),
+            transactions=12,
+            seed=42,
+        )
         seen[mode] = _probe_rows(seeded_dsn)
     assert seen["sequential"] == seen["async"]
     _run(seeded_dsn, files=[str(script)], mode="async", concurrency=1, transactions=12, seed=43)
@@ -126,13 +151,17 @@ def test_statement_the_server_rejects_is_reported_before_the_run(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "bad.sql"
-    script.write_text("\\set aid random(1, 10)\nSELECT nosuchcolumn\n  FROM pgbench_accounts WHERE aid = :aid;\n")
+    script.write_text(
+        "\\set aid random(1, 10)\nSELECT nosuchcolumn\n  FROM pgbench_accounts WHERE aid = :aid;\n"
+    )
     with pytest.raises(WorkloadError, match=r"bad\.sql:2: .*nosuchcolumn.*does not exist"):
         _run(seeded_dsn, files=[str(script)], mode=mode, transactions=5)
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
-def test_unknown_table_is_reported_with_file_and_line(seeded_dsn: str, mode: str, tmp_path: Path) -> None:
+def test_unknown_table_is_reported_with_file_and_line(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
     script = tmp_path / "t.sql"
     script.write_text("-- a comment\nSELECT 1;\nSELECT * FROM no_such_table;\n")
     with pytest.raises(WorkloadError, match=r"t\.sql:3: .*no_such_table"):
@@ -147,7 +176,14 @@ def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
     # half the transactions divide by zero inside an explicit transaction:
     # the worker must roll back and carry on with the same connection
     script.write_text("\\set d random(0, 1)\nBEGIN;\nSELECT 1 / :d;\nEND;\n")
-    result = _run(seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2), transactions=80, seed=3)
+    result = _run(
+        seeded_dsn,
+        files=[str(script)],
+        mode=mode,
+        concurrency=_concurrency(mode, 2),
+        transactions=80,
+        seed=3,
+    )
     assert result.ok + result.failed == 80
     assert 0 < result.failed < 80
     assert result.errors == {"22012": result.failed}
@@ -157,14 +193,23 @@ def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_duration_and_warmup(seeded_dsn: str, mode: str) -> None:
-    result = _run(seeded_dsn, workload="select", mode=mode, concurrency=_concurrency(mode, 2), duration=1.0, warmup=0.3)
+    result = _run(
+        seeded_dsn,
+        workload="select",
+        mode=mode,
+        concurrency=_concurrency(mode, 2),
+        duration=1.0,
+        warmup=0.3,
+    )
     assert result.duration_s == pytest.approx(1.0, abs=0.5)
     assert result.warmup_transactions > 0
     assert result.ok > 0
     assert result.series[0].t == pytest.approx(1.0, abs=0.05)
 
 
-def test_sleep_counts_in_transaction_latency_but_not_as_a_statement(seeded_dsn: str, tmp_path: Path) -> None:
+def test_sleep_counts_in_transaction_latency_but_not_as_a_statement(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
     script = tmp_path / "nap.sql"
     script.write_text("\\sleep 20 ms\nSELECT 1;\n")
     result = _run(seeded_dsn, files=[str(script)], mode="async", concurrency=4, transactions=8)

@@ -8,10 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from dbload.database.resolve import Database
 from rich.console import Console
 
 from dbload.api import prepare_options, run_on
-from dbload.database.resolve import Database
 from dbload.errors import DbloadError
 from dbload.measure.histogram import decode
 from dbload.measure.result import Result
@@ -21,7 +21,9 @@ from dbload.report.json_ import SCHEMA, to_dict, write_json
 
 @pytest.fixture(scope="module")
 def result(seeded_dsn: str) -> Result:
-    options = prepare_options(workload="select", mode="async", concurrency=2, transactions=50, seed=5)
+    options = prepare_options(
+        workload="select", mode="async", concurrency=2, transactions=50, seed=5
+    )
     return run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options)
 
 
@@ -29,9 +31,23 @@ def test_json_has_the_documented_schema(result: Result) -> None:
     data = json.loads(json.dumps(to_dict(result)))
     assert data["schema"] == SCHEMA == "dbload/result@1"
     for key in (
-        "mode", "workload", "concurrency", "started_at", "duration_s", "interrupted",
-        "transactions", "statements", "latency_ms", "errors", "series", "database",
-        "cpu", "histogram", "versions", "seed", "scale",
+        "mode",
+        "workload",
+        "concurrency",
+        "started_at",
+        "duration_s",
+        "interrupted",
+        "transactions",
+        "statements",
+        "latency_ms",
+        "errors",
+        "series",
+        "database",
+        "cpu",
+        "histogram",
+        "versions",
+        "seed",
+        "scale",
     ):
         assert key in data, key
     assert data["mode"] == "async" and data["concurrency"] == 2 and data["seed"] == 5
@@ -56,7 +72,9 @@ def test_write_json_is_atomic_and_leaves_no_temp_file(result: Result, tmp_path: 
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_write_json_into_read_only_directory_is_a_clear_error(result: Result, tmp_path: Path) -> None:
+def test_write_json_into_read_only_directory_is_a_clear_error(
+    result: Result, tmp_path: Path
+) -> None:
     tmp_path.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
         with pytest.raises(DbloadError, match="cannot write"):
@@ -74,7 +92,19 @@ def test_console_report_shows_every_figure(result: Result) -> None:
     console = Console(record=True, width=160)
     console.print(render(result))
     text = console.export_text()
-    for needle in ("async", "select", "tps", "p50", "p90", "p99", "p99.9", "max", "errors", "cpu", "client"):
+    for needle in (
+        "async",
+        "select",
+        "tps",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+        "cpu",
+        "client",
+    ):
         assert needle in text, needle
     assert f"{result.ok:,} ok" in text
     assert "pgbench_accounts" in text  # the per-statement table

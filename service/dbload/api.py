@@ -149,7 +149,9 @@ def run_on(
     observer = observer or Observer()
     stop = stop or threading.Event()
     executor = get_executor(options.mode)
-    info = DatabaseInfo(kind=database.kind, url=database.url, server_version=server_version(database.dsn))
+    info = DatabaseInfo(
+        kind=database.kind, url=database.url, server_version=server_version(database.dsn)
+    )
     observer.database(info)
     workload = options.workload
     plan = Plan(
@@ -166,6 +168,7 @@ def run_on(
     cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
     recorder = Recorder(len(workload.statements))
     recorder.on_begin = lambda: _start_cpu_after(cpu, plan.warmup_s)
+    recorder.on_finish = cpu.stop
     started = dt.datetime.now(dt.UTC)
     with observer.running(plan, recorder.snapshot):
         executor.run(plan, recorder, stop)
@@ -218,7 +221,7 @@ def _result(
         statements=statement_stats(
             recorder, [(s.source, s.line, s.sql) for s in workload.statements]
         ),
-        cpu=cpu.stop() if cpu.started else None,
+        cpu=cpu.result,
         database=info,
         histogram=encoded,
         versions=_versions(info.server_version, executor.driver),
@@ -256,4 +259,12 @@ def _data_directory(dsn: str) -> str | None:
     return str(row[0]) if row else None
 
 
-__all__ = ["DatabaseError", "Observer", "RunOptions", "current_scale", "prepare_options", "run", "run_on"]
+__all__ = [
+    "DatabaseError",
+    "Observer",
+    "RunOptions",
+    "current_scale",
+    "prepare_options",
+    "run",
+    "run_on",
+]

@@ -23,7 +23,6 @@ from dbload.config import Plan, check_output
 from dbload.database import embedded
 from dbload.database.resolve import open_database
 from dbload.errors import DbloadError, UsageError
-from dbload.measure.recorder import Snapshot
 from dbload.measure.result import DatabaseInfo
 from dbload.modes import MODES
 from dbload.report import console as console_report
@@ -32,6 +31,7 @@ from dbload.report.json_ import to_dict, write_json
 from dbload.schema.migrate import migrate as migrate_schema
 from dbload.schema.seed import seed as seed_data
 from dbload.workload.parser import builtin_names
+
 
 class _Group(typer.core.TyperGroup):
     """Turns dbload's own errors into one line and an exit code.
@@ -52,7 +52,7 @@ class _Group(typer.core.TyperGroup):
 app = typer.Typer(
     cls=_Group,
     name="dbload",
-    help="Run PostgreSQL workloads sequentially, in threads and with asyncio; compare latency and throughput.",
+    help="Run PostgreSQL workloads sequentially, in threads and with asyncio.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -62,10 +62,13 @@ app.add_typer(db_app, name="db")
 
 DsnOpt = Annotated[
     str | None,
-    typer.Option("--dsn", help="PostgreSQL URI (else $DBLOAD_DSN, then $DATABASE_URL).", show_default=False),
+    typer.Option(
+        "--dsn", help="PostgreSQL URI (else $DBLOAD_DSN, then $DATABASE_URL).", show_default=False
+    ),
 ]
 DbOpt = Annotated[
-    str, typer.Option("--db", help="Where the database comes from: auto, dsn, container or embedded.")
+    str,
+    typer.Option("--db", help="Where the database comes from: auto, dsn, container or embedded."),
 ]
 
 
@@ -78,7 +81,8 @@ class _CliObserver(Observer):
     def database(self, info: DatabaseInfo) -> None:
         if not self.quiet:
             self.out.print(
-                f"[dim]database:[/] {info.kind} {info.url} [dim](PostgreSQL {info.server_version})[/]",
+                f"[dim]database:[/] {info.kind} {info.url}"
+                f" [dim](PostgreSQL {info.server_version})[/]",
                 highlight=False,
             )
 
@@ -95,41 +99,85 @@ class _CliObserver(Observer):
 
 @app.command()
 def run(
-    mode: Annotated[str, typer.Option("--mode", "-m", help=f"One of: {', '.join(MODES)}.")] = "async",
+    mode: Annotated[
+        str, typer.Option("--mode", "-m", help=f"One of: {', '.join(MODES)}.")
+    ] = "async",
     workload: Annotated[
         str | None,
-        typer.Option("--workload", "-w", help="A built-in workload (see `dbload workloads`).", show_default=False),
+        typer.Option(
+            "--workload",
+            "-w",
+            help="A built-in workload (see `dbload workloads`).",
+            show_default=False,
+        ),
     ] = None,
     file: Annotated[
         list[str] | None,
-        typer.Option("--file", "-f", help="A pgbench-syntax script, SCRIPT[@WEIGHT]; repeatable.", show_default=False),
+        typer.Option(
+            "--file",
+            "-f",
+            help="A pgbench-syntax script, SCRIPT[@WEIGHT]; repeatable.",
+            show_default=False,
+        ),
     ] = None,
     define: Annotated[
         list[str] | None,
-        typer.Option("--define", "-D", help="Script variable NAME=VALUE; repeatable.", show_default=False),
+        typer.Option(
+            "--define", "-D", help="Script variable NAME=VALUE; repeatable.", show_default=False
+        ),
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", "-c", help="Workers, each holding one connection [default: 8; 1 in sequential].", show_default=False),
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="Workers, each holding one connection [default: 8; 1 in sequential].",
+            show_default=False,
+        ),
     ] = None,
     queries: Annotated[
         int | None,
-        typer.Option("--queries", "-n", help="Run a batch of N script executions, shared by the workers.", show_default=False),
+        typer.Option(
+            "--queries",
+            "-n",
+            help="Run a batch of N script executions, shared by the workers.",
+            show_default=False,
+        ),
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", "-T", help="Run for SECONDS [default: 10 when -n is not given].", show_default=False),
+        typer.Option(
+            "--duration",
+            "-T",
+            help="Run for SECONDS [default: 10 when -n is not given].",
+            show_default=False,
+        ),
     ] = None,
-    warmup: Annotated[float, typer.Option("--warmup", help="Seconds run first and left out of the results.")] = 0.0,
+    warmup: Annotated[
+        float, typer.Option("--warmup", help="Seconds run first and left out of the results.")
+    ] = 0.0,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed for the parameter stream [default: random, recorded].", show_default=False)
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Random seed for the parameter stream [default: random, recorded].",
+            show_default=False,
+        ),
     ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the full result to this file (atomically).", show_default=False)
+        Path | None,
+        typer.Option(
+            "--json", help="Write the full result to this file (atomically).", show_default=False
+        ),
     ] = None,
     progress_s: Annotated[
         float | None,
-        typer.Option("--progress", "-P", help="Print a plain progress line every SECONDS (for logs).", show_default=False),
+        typer.Option(
+            "--progress",
+            "-P",
+            help="Print a plain progress line every SECONDS (for logs).",
+            show_default=False,
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     dsn: DsnOpt = None,
@@ -196,8 +244,15 @@ def migrate(dsn: DsnOpt = None, db: DbOpt = "auto") -> None:
 
 @app.command()
 def seed(
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Scale factor: 100,000 accounts per unit, as pgbench -i -s.")] = 1,
-    force: Annotated[bool, typer.Option("--force", help="Reload even when the data already has this scale.")] = False,
+    scale: Annotated[
+        int,
+        typer.Option(
+            "--scale", "-s", help="Scale factor: 100,000 accounts per unit, as pgbench -i -s."
+        ),
+    ] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Reload even when the data already has this scale.")
+    ] = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
 ) -> None:
@@ -211,7 +266,9 @@ def seed(
     if done.skipped:
         out.print(f"scale {scale} already loaded; nothing to do (--force reloads)", highlight=False)
     else:
-        out.print(f"loaded scale {scale}: {done.rows:,} rows in {done.seconds:.1f} s", highlight=False)
+        out.print(
+            f"loaded scale {scale}: {done.rows:,} rows in {done.seconds:.1f} s", highlight=False
+        )
 
 
 @db_app.command("up")
@@ -225,7 +282,9 @@ def db_up() -> None:
 def db_down() -> None:
     """Stop the embedded server."""
     stopped = embedded.stop()
-    Console().print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    Console().print(
+        "embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running"
+    )
 
 
 @db_app.command("status")
@@ -257,7 +316,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """dbload: run PostgreSQL workloads sequentially, in threads and with asyncio."""
@@ -294,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: still one line, no traceback
         if os.environ.get("DBLOAD_DEBUG"):
             raise
-        code = _fail(f"internal error: {type(exc).__name__}: {exc} (DBLOAD_DEBUG=1 shows a traceback)", 70)
+        code = _fail(
+            f"internal error: {type(exc).__name__}: {exc} (DBLOAD_DEBUG=1 shows a traceback)", 70
+        )
     if argv is None:
         sys.exit(code)
     return code

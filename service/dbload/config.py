@@ -54,11 +54,15 @@ def check_concurrency(mode: str, concurrency: int | None) -> int:
     return concurrency
 
 
-def check_batch(transactions: int | None, duration_s: float | None) -> tuple[int | None, float | None]:
+def check_batch(
+    transactions: int | None, duration_s: float | None
+) -> tuple[int | None, float | None]:
     if transactions is not None and duration_s is not None:
         raise UsageError("give either -n/--queries or -T/--duration, not both")
     if transactions is not None and transactions < 1:
-        raise UsageError(f"-n/--queries must be a positive number of transactions, got {transactions}")
+        raise UsageError(
+            f"-n/--queries must be a positive number of transactions, got {transactions}"
+        )
     if duration_s is not None and duration_s <= 0:
         raise UsageError(f"-T/--duration must be positive, got {duration_s}")
     if transactions is None and duration_s is None:

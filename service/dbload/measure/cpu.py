@@ -86,6 +86,7 @@ class CpuMeter:
         self._t0 = 0.0
         self._client0 = 0.0
         self._server0: dict[int, float] = {}
+        self.result: CpuUse | None = None
 
     @property
     def started(self) -> bool:
@@ -96,17 +97,21 @@ class CpuMeter:
         self._client0 = _own_cpu()
         self._server0 = _tree_cpu(self._postmaster) if self._postmaster else {}
 
-    def stop(self) -> CpuUse:
+    def stop(self) -> CpuUse | None:
+        """Sample again; the use since :meth:`start` (None if never started)."""
+        if not self.started:
+            return None
         wall = time.perf_counter() - self._t0
         client = _own_cpu() - self._client0
         server: float | None = None
         if self._postmaster is not None:
             now = _tree_cpu(self._postmaster)
             server = sum(v - self._server0.get(pid, 0.0) for pid, v in now.items())
-        return CpuUse(
+        self.result = CpuUse(
             wall_s=round(wall, 3),
             cores=psutil.cpu_count() or 1,
             client_s=round(client, 3),
             server_s=None if server is None else round(server, 3),
             server_note=self._note,
         )
+        return self.result

@@ -64,7 +64,9 @@ class Recorder:
         self.started_ns = 0  # when the clock started (workers released)
         self.measure_from_ns = 0  # end of warm-up
         self.ended_ns = 0
-        self.on_begin: Callable[[], None] | None = None  # e.g. start the CPU meter
+        # e.g. the CPU meter: sampled while the workers' connections still exist
+        self.on_begin: Callable[[], None] | None = None
+        self.on_finish: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._next_tick_ns = 0
         self._buf: list[int] = []
@@ -124,6 +126,8 @@ class Recorder:
                 self._roll()
             if now > self.measure_from_ns:
                 self._flush(partial_end_ns=now)
+        if self.on_finish is not None:
+            self.on_finish()
 
     # -- reader side ---------------------------------------------------------
 

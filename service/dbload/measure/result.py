@@ -62,7 +62,9 @@ class Result:
         return self.statement_count / self.duration_s if self.duration_s > 0 else 0.0
 
 
-def statement_stats(recorder: Recorder, sources: list[tuple[str, int, str]]) -> tuple[StatementStats, ...]:
+def statement_stats(
+    recorder: Recorder, sources: list[tuple[str, int, str]]
+) -> tuple[StatementStats, ...]:
     return tuple(
         StatementStats(source=src, line=line, sql=sql, latency=summarize(hist))
         for (src, line, sql), hist in zip(sources, recorder.statements, strict=True)

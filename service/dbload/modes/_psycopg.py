@@ -69,17 +69,21 @@ def run_worker(
             break
         step_ns: list[int] = []
         error: str | None = None
+        t = start
         try:
             for index, args in txn.steps:
-                t = perf()
                 if index == SLEEP:
                     time.sleep(float(args[0]))
                 else:
                     execute(sqls[index], [str(a) for a in args], prepare=True)
-                step_ns.append(perf() - t)
+                # one clock read per step: the end of one is the start of the next
+                now = perf()
+                step_ns.append(now - t)
+                t = now
         except psycopg.Error as exc:
             error = _classify(conn, exc, client_id)
-        record(start, perf(), txn.steps, step_ns, error)
+            t = perf()
+        record(start, t, txn.steps, step_ns, error)
         if start >= measure_from:
             done += 1
 

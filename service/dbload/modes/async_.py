@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
+from psycopg.conninfo import conninfo_to_dict
 
 from dbload.config import Plan
 from dbload.errors import DatabaseError, RunError
@@ -29,20 +30,23 @@ except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
 
 # asyncpg encodes parameters in binary by their server-inferred type, so a
 # value must have a matching Python type; pgbench sends text and lets the
-# server cast. These conversions make the two agree.
+# server cast. \set yields int or float, which asyncpg's numeric codecs
+# accept as they are; only text-typed parameters need a conversion.
 _TEXT = {"text", "varchar", "bpchar", "name", "unknown", "char"}
-_INT = {"int2", "int4", "int8", "oid"}
-_FLOAT = {"float4", "float8"}
 
 
 def _converter(type_name: str) -> Callable[[Value], Any] | None:
-    if type_name in _TEXT:
-        return str
-    if type_name in _INT:
-        return int
-    if type_name in _FLOAT:
-        return float
-    return None
+    return str if type_name in _TEXT else None
+
+
+def connect_kwargs(dsn: str) -> dict[str, Any]:
+    """asyncpg takes only URIs; libpq's key=value form becomes keywords."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return {"dsn": dsn}
+    params = conninfo_to_dict(dsn)
+    names = {"dbname": "database", "host": "host", "port": "port", "user": "user",
+             "password": "password", "passfile": "passfile", "sslmode": "ssl"}  # fmt: skip
+    return {names[k]: v for k, v in params.items() if k in names}
 
 
 Fetch = Callable[..., Coroutine[Any, Any, Any]]
@@ -96,20 +100,24 @@ async def _worker(
             break
         step_ns: list[int] = []
         error: str | None = None
+        t = start
         try:
             for index, args in txn.steps:
-                t = perf()
                 if index == SLEEP:
                     await asyncio.sleep(float(args[0]))
                 else:
                     stmt = prepared[index]
                     await stmt.fetch(*stmt.args(args))
-                step_ns.append(perf() - t)
+                # one clock read per step: the end of one is the start of the next
+                now = perf()
+                step_ns.append(now - t)
+                t = now
         except asyncpg.PostgresError as exc:
             error = await _classify(conn, exc, client_id)
+            t = perf()
         except (OSError, asyncpg.InterfaceError) as exc:
             raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}") from None
-        record(start, perf(), txn.steps, step_ns, error)
+        record(start, t, txn.steps, step_ns, error)
         if start >= measure_from:
             done += 1
 
@@ -126,8 +134,10 @@ async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> No
     """The async executor as a coroutine, for callers that own an event loop."""
     n = plan.concurrency
     try:
-        pool = await asyncpg.create_pool(plan.dsn, min_size=n, max_size=n, timeout=30)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        pool = await asyncpg.create_pool(
+            min_size=n, max_size=n, timeout=30, **connect_kwargs(plan.dsn)
+        )
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"could not open {n} connections: {type(exc).__name__}") from None
     async with pool:
         conns = [await pool.acquire() for _ in range(n)]

@@ -52,7 +52,11 @@ def summary_table(result: Result) -> Table:
     table.add_row(
         "transactions",
         f"{result.ok:,} ok, {result.failed:,} failed in {result.duration_s:.3f} s"
-        + (f"  [dim]({result.warmup_transactions:,} in warm-up)[/]" if result.warmup_transactions else ""),
+        + (
+            f"  [dim]({result.warmup_transactions:,} in warm-up)[/]"
+            if result.warmup_transactions
+            else ""
+        ),
     )
     table.add_row(
         "throughput",
@@ -75,7 +79,7 @@ def _errors_line(errors: dict[str, int]) -> str:
     if not errors:
         return "none"
     return ", ".join(
-        f"[red]{code}[/] {_SQLSTATE_NAMES.get(code, '')} × {count:,}".replace("  ", " ")
+        f"[red]{code}[/] {_SQLSTATE_NAMES.get(code, '')} x {count:,}".replace("  ", " ")
         for code, count in sorted(errors.items(), key=lambda kv: -kv[1])
     )
 

@@ -49,7 +49,12 @@ def to_dict(result: Result) -> dict[str, Any]:
             "count": result.statement_count,
             "per_second": round(result.statements_per_s, 3),
             "detail": [
-                {"source": s.source, "line": s.line, "sql": s.sql, "latency_ms": _latency(s.latency)}
+                {
+                    "source": s.source,
+                    "line": s.line,
+                    "sql": s.sql,
+                    "latency_ms": _latency(s.latency),
+                }
                 for s in result.statements
             ],
         },

@@ -27,7 +27,9 @@ def _line(snap: Snapshot, rate: float, label: str) -> str:
 
 
 @contextmanager
-def _ticking(snapshot: Snap, every_s: float, label: str, emit: Callable[[str], None]) -> Iterator[None]:
+def _ticking(
+    snapshot: Snap, every_s: float, label: str, emit: Callable[[str], None]
+) -> Iterator[None]:
     """Emit one progress line every ``every_s`` seconds from a daemon thread."""
     stop = threading.Event()
 
@@ -52,9 +54,9 @@ def _ticking(snapshot: Snap, every_s: float, label: str, emit: Callable[[str], N
 @contextmanager
 def live(console: Console, snapshot: Snap, label: str) -> Iterator[None]:
     """A one-line rich display refreshed twice a second."""
-    with Live(Text(f"{label} preparing…"), console=console, transient=True) as view:
-        with _ticking(snapshot, 0.5, label, lambda line: view.update(Text(line))):
-            yield
+    view = Live(Text(f"{label} preparing…"), console=console, transient=True)
+    with view, _ticking(snapshot, 0.5, label, lambda line: view.update(Text(line))):
+        yield
 
 
 @contextmanager

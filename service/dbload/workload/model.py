@@ -8,7 +8,7 @@ them), and ``params`` names the variable bound to each ``$n``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 Value: TypeAlias = int | float | str
 
@@ -54,7 +54,8 @@ SLEEP = -1
 Step: TypeAlias = tuple[int, tuple[Value, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
+class Transaction(NamedTuple):
+    """A NamedTuple, not a dataclass: one is built per transaction."""
+
     script: int
     steps: tuple[Step, ...]

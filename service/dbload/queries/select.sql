@@ -1,0 +1,3 @@
+-- select: point lookup by primary key (pgbench's select-only)
+\set aid random(1, 100000 * :scale)
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
