@@ -7,9 +7,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dbload.database.resolve import Database
 
 from dbload.api import RunOptions, prepare_options, run_on
+from dbload.database.resolve import Database
 from dbload.errors import WorkloadError
 from dbload.measure.result import Result
 from dbload.modes import MODES

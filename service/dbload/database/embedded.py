@@ -106,7 +106,9 @@ def _create_database(server: EmbeddedStatus) -> None:
     assert server.pid is not None
     admin = server.url.replace(f"/{DATABASE}?", "/postgres?")
     with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
 

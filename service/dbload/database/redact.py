@@ -17,7 +17,9 @@ def redact(text: str) -> str:
     one (an error message); never raises.
     """
     try:
-        text = _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@" if m.group("pw") else m.group(0), text)
+        text = _URI_PASSWORD.sub(
+            lambda m: f"{m.group('head')}{MASK}@" if m.group("pw") else m.group(0), text
+        )
         return _PARAM_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
     except Exception:  # a redactor must never be the thing that fails
         return MASK

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -82,7 +83,7 @@ def _explain(dsn: str, exc: psycopg.Error) -> str:
     return f"cannot connect to {where}: {first}"
 
 
-def server_version_of(conn: psycopg.Connection[object]) -> str:
+def server_version_of(conn: psycopg.Connection[Any]) -> str:
     return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
 
 

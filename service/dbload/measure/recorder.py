@@ -66,7 +66,7 @@ class Recorder:
         self.ended_ns = 0
         # e.g. the CPU meter: sampled while the workers' connections still exist
         self.on_begin: Callable[[], None] | None = None
-        self.on_finish: Callable[[], None] | None = None
+        self.on_finish: Callable[[], object] | None = None
         self._lock = threading.Lock()
         self._next_tick_ns = 0
         self._buf: list[int] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psycopg
 from psycopg import pq
@@ -23,7 +24,7 @@ from dbload.workload.stream import ParameterStream
 _IDLE = pq.TransactionStatus.IDLE
 
 
-def prepare_all(conn: psycopg.Connection[object], plan: Plan) -> None:
+def prepare_all(conn: psycopg.Connection[Any], plan: Plan) -> None:
     """Ask the server to prepare every statement, to fail before the clock starts.
 
     psycopg keeps its own prepared statements (prepare=True on execute); this
@@ -45,7 +46,7 @@ def _strip_severity(message: str) -> str:
 
 
 def run_worker(
-    conn: psycopg.Connection[object],
+    conn: psycopg.Connection[Any],
     plan: Plan,
     client_id: int,
     recorder: Recorder,
@@ -88,7 +89,7 @@ def run_worker(
             done += 1
 
 
-def _classify(conn: psycopg.Connection[object], exc: psycopg.Error, client_id: int) -> str:
+def _classify(conn: psycopg.Connection[Any], exc: psycopg.Error, client_id: int) -> str:
     """The error's SQLSTATE, after putting the connection back to idle."""
     if conn.closed or conn.broken:
         raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}") from None

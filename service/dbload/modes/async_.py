@@ -26,7 +26,7 @@ from dbload.workload.stream import ParameterStream
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 # asyncpg encodes parameters in binary by their server-inferred type, so a
 # value must have a matching Python type; pgbench sends text and lets the
@@ -116,7 +116,9 @@ async def _worker(
             error = await _classify(conn, exc, client_id)
             t = perf()
         except (OSError, asyncpg.InterfaceError) as exc:
-            raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}") from None
+            raise RunError(
+                f"worker {client_id} lost its connection: {type(exc).__name__}"
+            ) from None
         record(start, t, txn.steps, step_ns, error)
         if start >= measure_from:
             done += 1

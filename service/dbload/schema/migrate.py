@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from importlib.resources import as_file, files
+from typing import Any
 
 import psycopg
 from alembic import command
@@ -35,7 +36,7 @@ def migrate(dsn: str) -> None:
         engine.dispose()
 
 
-def schema_present(conn: psycopg.Connection[object]) -> bool:
+def schema_present(conn: psycopg.Connection[Any]) -> bool:
     row = conn.execute(
         "SELECT to_regclass('pgbench_accounts') IS NOT NULL AND to_regclass('pgbench_branches')"
         " IS NOT NULL AND to_regclass('pgbench_tellers') IS NOT NULL"

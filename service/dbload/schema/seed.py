@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -13,6 +14,7 @@ from dbload.schema.migrate import migrate, schema_present
 
 ACCOUNTS_PER_SCALE = 100_000
 TELLERS_PER_SCALE = 10
+TABLES = ("pgbench_branches", "pgbench_tellers", "pgbench_accounts", "pgbench_history")
 _CHUNK = 50_000  # rows per COPY write: big enough to amortise, small enough to stream
 
 
@@ -31,7 +33,7 @@ def current_scale(dsn: str) -> int | None:
         return _scale(conn)
 
 
-def _scale(conn: psycopg.Connection[object]) -> int | None:
+def _scale(conn: psycopg.Connection[Any]) -> int | None:
     if not schema_present(conn):
         return None
     row = conn.execute(
@@ -52,7 +54,9 @@ def _rows(scale: int, start: int, stop: int) -> Iterator[str]:
     """Accounts ``start..stop-1`` as COPY text (filler empty, as pgbench)."""
     for first in range(start, stop, _CHUNK):
         last = min(first + _CHUNK, stop)
-        yield "".join(f"{aid}\t{(aid - 1) // ACCOUNTS_PER_SCALE + 1}\t0\t\n" for aid in range(first, last))
+        yield "".join(
+            f"{aid}\t{(aid - 1) // ACCOUNTS_PER_SCALE + 1}\t0\t\n" for aid in range(first, last)
+        )
 
 
 def seed(dsn: str, scale: int, *, force: bool = False) -> SeedResult:
@@ -65,24 +69,33 @@ def seed(dsn: str, scale: int, *, force: bool = False) -> SeedResult:
             if not force and _scale(conn) == scale:
                 return SeedResult(scale, 0, True, time.perf_counter() - started)
             rows = _load(conn, scale)
-            conn.execute("VACUUM ANALYZE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history")
+            conn.execute("VACUUM ANALYZE " + ", ".join(TABLES))
     except psycopg.Error as exc:
         raise DatabaseError(f"seeding failed: {str(exc).strip().splitlines()[0]}") from None
     return SeedResult(scale, rows, False, round(time.perf_counter() - started, 3))
 
 
-def _load(conn: psycopg.Connection[object], scale: int) -> int:
+def _load(conn: psycopg.Connection[Any], scale: int) -> int:
     accounts = scale * ACCOUNTS_PER_SCALE
     tellers = scale * TELLERS_PER_SCALE
     with conn.transaction():
         # TRUNCATE in the same transaction lets COPY FREEZE skip later vacuuming,
         # as pgbench -i does.
-        conn.execute("TRUNCATE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history")
+        conn.execute(
+            "TRUNCATE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history"
+        )
         with conn.cursor() as cur:
             with cur.copy("COPY pgbench_branches (bid, bbalance) FROM STDIN WITH (FREEZE)") as copy:
                 copy.write("".join(f"{b}\t0\n" for b in range(1, scale + 1)))
-            with cur.copy("COPY pgbench_tellers (tid, bid, tbalance) FROM STDIN WITH (FREEZE)") as copy:
-                copy.write("".join(f"{t}\t{(t - 1) // TELLERS_PER_SCALE + 1}\t0\n" for t in range(1, tellers + 1)))
+            with cur.copy(
+                "COPY pgbench_tellers (tid, bid, tbalance) FROM STDIN WITH (FREEZE)"
+            ) as copy:
+                copy.write(
+                    "".join(
+                        f"{t}\t{(t - 1) // TELLERS_PER_SCALE + 1}\t0\n"
+                        for t in range(1, tellers + 1)
+                    )
+                )
             with cur.copy("COPY pgbench_accounts FROM STDIN WITH (FREEZE)") as copy:
                 for chunk in _rows(scale, 1, accounts + 1):
                     copy.write(chunk)

@@ -78,7 +78,7 @@ def _mod(a: Number, b: Number) -> Number:
     if b == 0:
         raise EvalError("division by zero")
     if isinstance(a, int) and isinstance(b, int):
-        return a - _div(a, b) * b  # type: ignore[operator]
+        return a - int(_div(a, b)) * b
     raise EvalError("% needs integer operands")
 
 
@@ -161,7 +161,9 @@ def rand_zipfian(rng: random.Random, lb: Number, ub: Number, param: Number) -> i
     lo, hi = _bounds(lb, ub)
     s = float(param)
     if not MIN_ZIPFIAN_PARAM <= s <= MAX_ZIPFIAN_PARAM:
-        raise EvalError(f"zipfian parameter must be in [{MIN_ZIPFIAN_PARAM}, {MAX_ZIPFIAN_PARAM:g}]")
+        raise EvalError(
+            f"zipfian parameter must be in [{MIN_ZIPFIAN_PARAM}, {MAX_ZIPFIAN_PARAM:g}]"
+        )
     n = hi - lo + 1
     if n <= 1:
         return lo
@@ -230,7 +232,12 @@ def function_names() -> list[str]:
 # folded at compile time so the hot path only computes what can change.
 _VARIABLE = object()
 Node = tuple[Fn, object]
-_PURE = frozenset(_FUNCTIONS) - {"random", "random_gaussian", "random_exponential", "random_zipfian"}
+_PURE = frozenset(_FUNCTIONS) - {
+    "random",
+    "random_gaussian",
+    "random_exponential",
+    "random_zipfian",
+}
 
 
 def _const(value: Number) -> Node:
@@ -297,7 +304,8 @@ class _Parser:
             if tok.text == "+":
                 return inner, value
             if value is not _VARIABLE:
-                return _const(-value if tok.text == "-" else ~int(value))  # type: ignore[operator]
+                number: Number = value  # type: ignore[assignment]
+                return _const(-number if tok.text == "-" else ~int(number))
             if tok.text == "-":
                 return (lambda v, r: -inner(v, r)), _VARIABLE
             return (lambda v, r: ~int(inner(v, r))), _VARIABLE
@@ -312,7 +320,7 @@ class _Parser:
             self.variables.add(name)
             if name in self.constants:
                 return _const(self.constants[name])
-            return (lambda v, r: v[name]), _VARIABLE  # type: ignore[return-value]
+            return (lambda v, r: v[name]), _VARIABLE
         if tok.kind == "op" and tok.text == "(":
             inner = self.level(0)
             self.expect(")")

@@ -17,7 +17,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from dbload.errors import WorkloadError
-from dbload.workload.expr import Expression, ExprError, compile_expression
+from dbload.workload.expr import ExprError, Expression, compile_expression
 from dbload.workload.model import Script, Statement, Value, Workload
 
 DEFAULT_BUILTIN = "select"
@@ -146,12 +146,10 @@ def _scan(text: str) -> list[int]:
 
 def _leading_lines(chunk: str) -> int:
     """How many lines down the first non-blank, non-comment text starts."""
-    skipped = 0
-    for part in chunk.split("\n"):
+    for skipped, part in enumerate(chunk.split("\n")):
         s = part.strip().lstrip(";").strip()
         if s and not s.startswith("--"):
             return skipped
-        skipped += 1
     return 0
 
 
@@ -221,7 +219,9 @@ def _meta(line: int, text: str, source: str, defined: set[str]) -> SetCommand | 
 def _set(line: int, rest: str, source: str, defined: set[str]) -> SetCommand:
     name, _, expr_text = rest.partition(" ")
     if not _NAME.match(name) or not expr_text.strip():
-        raise WorkloadError("\\set needs a variable name and an expression", source=source, line=line)
+        raise WorkloadError(
+            "\\set needs a variable name and an expression", source=source, line=line
+        )
     try:
         expr = compile_expression(expr_text)
     except ExprError as exc:
@@ -234,10 +234,14 @@ def _set(line: int, rest: str, source: str, defined: set[str]) -> SetCommand:
 def _sleep(line: int, rest: str, source: str, defined: set[str]) -> SleepCommand:
     parts = rest.split()
     if not parts or len(parts) > 2:
-        raise WorkloadError("\\sleep needs a duration: \\sleep N [us|ms|s]", source=source, line=line)
+        raise WorkloadError(
+            "\\sleep needs a duration: \\sleep N [us|ms|s]", source=source, line=line
+        )
     unit = parts[1].lower() if len(parts) == 2 else "s"
     if unit not in _SLEEP_UNITS:
-        raise WorkloadError(f"\\sleep: unknown unit {parts[1]!r} (us, ms or s)", source=source, line=line)
+        raise WorkloadError(
+            f"\\sleep: unknown unit {parts[1]!r} (us, ms or s)", source=source, line=line
+        )
     amount: int | str
     if parts[0].startswith(":"):
         amount = parts[0][1:]
@@ -249,7 +253,9 @@ def _sleep(line: int, rest: str, source: str, defined: set[str]) -> SleepCommand
     return SleepCommand(amount, _SLEEP_UNITS[unit], line)
 
 
-def _check_defined(names: frozenset[str] | set[str], defined: set[str], source: str, line: int) -> None:
+def _check_defined(
+    names: frozenset[str] | set[str], defined: set[str], source: str, line: int
+) -> None:
     missing = sorted(set(names) - defined)
     if missing:
         raise WorkloadError(f"undefined variable :{missing[0]}", source=source, line=line)
@@ -300,12 +306,16 @@ def _queries() -> Traversable:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name.removesuffix(".sql") for p in _queries().iterdir() if p.name.endswith(".sql"))
+    return sorted(
+        p.name.removesuffix(".sql") for p in _queries().iterdir() if p.name.endswith(".sql")
+    )
 
 
 def builtin_text(name: str) -> str:
     if name not in builtin_names():
-        raise WorkloadError(f"unknown workload {name!r}; built-ins are {', '.join(builtin_names())}")
+        raise WorkloadError(
+            f"unknown workload {name!r}; built-ins are {', '.join(builtin_names())}"
+        )
     return (_queries() / f"{name}.sql").read_text(encoding="utf-8")
 
 
@@ -377,4 +387,6 @@ def load_workload(
     if sum(s.weight for s in scripts) == 0:
         raise WorkloadError("every script has weight 0: nothing would run")
     label = "+".join(Path(s.name).name.removesuffix(".sql") for s in scripts)
-    return Workload(name=label, scripts=tuple(scripts), statements=tuple(statements), defines=values)
+    return Workload(
+        name=label, scripts=tuple(scripts), statements=tuple(statements), defines=values
+    )
