@@ -45,6 +45,13 @@ def test_run_reports_and_writes_json(seeded_dsn: str, tmp_path: Path) -> None:
     assert data["transactions"]["count"] == 40 and data["seed"] == 1
 
 
+def test_sequential_ignores_concurrency_and_says_so(seeded_dsn: str) -> None:
+    code, out, err = _cli("run", "--mode", "sequential", "-c", "8", "--dsn", seeded_dsn, "-n", "5")
+    assert code == 0, err
+    assert "-c is ignored" in out
+    assert "1 clients" in out
+
+
 def test_quiet_prints_nothing(seeded_dsn: str) -> None:
     code, out, err = _cli("run", "--dsn", seeded_dsn, "-n", "10", "--quiet")
     assert code == 0, err
@@ -65,7 +72,6 @@ def test_progress_lines_for_logs(seeded_dsn: str) -> None:
         (["-c", "0"], ["-c/--concurrency", "at least 1"]),
         (["-n", "-5"], ["-n/--queries"]),
         (["-n", "5", "-T", "3"], ["not both"]),
-        (["--mode", "sequential", "-c", "4"], ["sequential"]),
         (["--workload", "nosuch"], ["nosuch"]),
         (["--json", "/nonexistent/dir/out.json"], ["--json", "/nonexistent/dir"]),
         (["-D", "novalue"], ["NAME=VALUE"]),

@@ -199,6 +199,8 @@ def run(
         seed=seed,
     )
     out = Console(quiet=quiet)
+    if mode == "sequential" and concurrency not in (None, 1):
+        out.print("[dim]note: sequential mode runs one connection; -c is ignored[/]")
     observer = _CliObserver(out, quiet, progress_s)
     with ExitStack() as stack:
         with _status(out, "preparing the database…"):

@@ -45,13 +45,13 @@ class Plan:
 
 
 def check_concurrency(mode: str, concurrency: int | None) -> int:
-    if concurrency is None:
-        return 1 if mode == "sequential" else DEFAULT_CONCURRENCY
-    if concurrency < 1:
+    """Workers for ``mode``; sequential is one connection whatever ``-c`` says,
+    so the same command line can be run in every mode."""
+    if concurrency is not None and concurrency < 1:
         raise UsageError(f"-c/--concurrency must be at least 1, got {concurrency}")
-    if mode == "sequential" and concurrency != 1:
-        raise UsageError("sequential mode runs one connection: drop -c or use --mode threads/async")
-    return concurrency
+    if mode == "sequential":
+        return 1
+    return DEFAULT_CONCURRENCY if concurrency is None else concurrency
 
 
 def check_batch(
