@@ -103,12 +103,13 @@ def _cpu_line(result: Result) -> str:
 
 
 def statements_table(result: Result) -> Table:
-    table = Table(title="per statement", title_justify="left", title_style="bold")
-    table.add_column("where", style="dim")
-    table.add_column("count", justify="right")
+    table = Table(title="per statement (ms)", title_justify="left", title_style="bold")
+    # Figures never shrink; on a narrow terminal the SQL text gives way.
+    table.add_column("where", style="dim", no_wrap=True, min_width=8)
+    table.add_column("count", justify="right", no_wrap=True, min_width=6)
     for name in ("mean", "p50", "p99", "max"):
-        table.add_column(f"{name} ms", justify="right")
-    table.add_column("statement", overflow="ellipsis", no_wrap=True, max_width=60)
+        table.add_column(name, justify="right", no_wrap=True, min_width=6)
+    table.add_column("statement", overflow="fold")
     for stat in result.statements:
         lat = stat.latency
         table.add_row(
@@ -118,9 +119,13 @@ def statements_table(result: Result) -> Table:
             _fmt(lat.p50),
             _fmt(lat.p99),
             _fmt(lat.max),
-            " ".join(stat.sql.split()),
+            _shorten(" ".join(stat.sql.split()), 60),
         )
     return table
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def render(result: Result) -> RenderableType:
