@@ -8,10 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from dbload.database.resolve import Database
 from rich.console import Console
 
 from dbload.api import prepare_options, run_on
+from dbload.database.resolve import Database
 from dbload.errors import DbloadError
 from dbload.measure.histogram import decode
 from dbload.measure.result import Result
