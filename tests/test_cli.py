@@ -209,3 +209,33 @@ def test_subprocess_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "pw123" not in proc.stderr
     assert proc.stderr.startswith("dbload: error:")
+
+
+def test_migrate_then_seed_then_seed_again(scratch_dsn: str) -> None:
+    code, out, err = _cli("migrate", "--dsn", scratch_dsn)
+    assert code == 0, err
+    assert "schema up to date" in out
+    code, out, err = _cli("seed", "--scale", "1", "--dsn", scratch_dsn)
+    assert code == 0, err
+    assert "loaded scale 1: 100,011 rows" in out
+    code, out, err = _cli("seed", "--scale", "1", "--dsn", scratch_dsn)
+    assert code == 0, err
+    assert "already loaded" in out
+
+
+def test_seed_scale_zero_is_refused() -> None:
+    code, _, err = _cli("seed", "--scale", "0", "--dsn", "postgresql://postgres@127.0.0.1:1/x")
+    _one_line_error(code, err, "--scale")
+
+
+def test_unknown_db_choice_is_refused() -> None:
+    code, _, err = _cli("run", "--db", "cloud", "-n", "5")
+    _one_line_error(code, err, "--db", "cloud")
+
+
+def test_db_url_when_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBLOAD_EMBEDDED_DIR", str(tmp_path / "pg"))
+    code, out, _ = _cli("db", "status")
+    assert code == 1 and "stopped" in out
+    code, _, err = _cli("db", "url")
+    _one_line_error(code, err, "dbload db up")
