@@ -39,19 +39,15 @@ import uvloop
 
 from common import (
     ACCOUNTS_PER_SCALE,
-    RUN_HEADERS,
     SELECT_SQL,
     Run,
     Target,
     add_common_args,
+    alternate,
+    conclude,
     open_target,
     print_context,
-    print_ratio,
-    print_summary,
-    print_table,
-    progress,
     run_dbload,
-    run_row,
 )
 
 RAW = "raw asyncpg"
@@ -124,37 +120,27 @@ def main() -> int:
         help="time every query in the raw loop too (perf_counter_ns + list append)",
     )
     args = parser.parse_args()
-    runs: list[Run] = []
     with open_target(args.dsn) as target:
         print_context(target, args)
         print(f"raw: asyncpg {asyncpg.__version__} + uvloop {uvloop.__version__}, {SELECT_SQL}")
         print()
-        for k in range(1, args.rounds + 1):
-            raw = uvloop.run(_raw(target, args, k, args.raw_timing))
-            runs.append(raw)
-            progress(raw)
-            db = run_dbload(
-                target,
-                mode="async",
-                workload="select",
-                clients=args.clients,
-                duration=args.duration,
-                warmup=args.warmup,
-                seed=args.seed,
-                round_=k,
-            )
-            runs.append(db)
-            progress(db)
-    print()
-    print("all rounds:")
-    print_table(RUN_HEADERS, [run_row(r) for r in runs])
-    medians = print_summary(runs, [RAW, DBLOAD])
-    print()
-    print_ratio(runs, medians, DBLOAD, RAW, target=0.90)
-    if RAW in medians and DBLOAD in medians:
-        a, b = medians[RAW].cpu_us_per_txn, medians[DBLOAD].cpu_us_per_txn
-        if a and b:
-            print(f"client CPU per transaction: dbload {b:.0f} µs vs raw {a:.0f} µs ({b / a:.2f}x)")
+        runs = alternate(
+            args.rounds,
+            [
+                lambda k: uvloop.run(_raw(target, args, k, args.raw_timing)),
+                lambda k: run_dbload(
+                    target,
+                    mode="async",
+                    workload="select",
+                    clients=args.clients,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    seed=args.seed,
+                    round_=k,
+                ),
+            ],
+        )
+    conclude(runs, RAW, [DBLOAD], target=0.90)
     return 0
 
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -572,3 +572,34 @@ def print_context(target: Target, args: argparse.Namespace) -> None:
     if api is None:
         print(f"dbload rows unavailable: {why}")
     print()
+
+
+def alternate(rounds: int, variants: Sequence[Callable[[int], Run]]) -> list[Run]:
+    """Run every variant once per round, in turn, so drift hits them alike."""
+    runs: list[Run] = []
+    for k in range(1, rounds + 1):
+        for make in variants:
+            run = make(k)
+            runs.append(run)
+            progress(run)
+    return runs
+
+
+def conclude(
+    runs: Sequence[Run], baseline: str, others: Sequence[str], target: float | None
+) -> None:
+    """All rounds, the medians, and each variant's ratio to the baseline."""
+    print()
+    print("all rounds:")
+    print_table(RUN_HEADERS, [run_row(r) for r in runs])
+    medians = print_summary(runs, [baseline, *others])
+    print()
+    for variant in others:
+        print_ratio(runs, medians, variant, baseline, target=target)
+        if baseline in medians and variant in medians:
+            a, b = medians[baseline].cpu_us_per_txn, medians[variant].cpu_us_per_txn
+            if a and b:
+                print(
+                    f"client CPU per transaction: {variant} {b:.0f} µs"
+                    f" vs {baseline} {a:.0f} µs ({b / a:.2f}x)"
+                )

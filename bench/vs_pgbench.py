@@ -37,22 +37,20 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from common import (
-    RUN_HEADERS,
     Run,
     Target,
     add_common_args,
+    alternate,
     builtin_script,
+    conclude,
     open_target,
     print_context,
-    print_ratio,
-    print_summary,
-    print_table,
-    progress,
     run_dbload,
-    run_row,
 )
 
 PGBENCH = "pgbench"
@@ -152,7 +150,6 @@ def main() -> int:
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     variants = [PGBENCH, *(f"dbload {m}" for m in modes)]
-    runs: list[Run] = []
     with open_target(args.dsn) as target:
         exe, version = pgbench_binary(target)
         script, origin = builtin_script(args.workload)
@@ -161,30 +158,22 @@ def main() -> int:
         print(f"script: {script} ({origin})")
         print("pgbench's client CPU is its own (getrusage of the child), not this process's")
         print()
-        for k in range(1, args.rounds + 1):
-            run = run_pgbench(exe, target, args, script, k)
-            runs.append(run)
-            progress(run)
-            for mode in modes:
-                run = run_dbload(
-                    target,
-                    mode=mode,
-                    workload=args.workload,
-                    clients=args.clients,
-                    duration=args.duration,
-                    warmup=args.warmup,
-                    seed=args.seed,
-                    round_=k,
-                )
-                runs.append(run)
-                progress(run)
-    print()
-    print("all rounds:")
-    print_table(RUN_HEADERS, [run_row(r) for r in runs])
-    medians = print_summary(runs, variants)
-    print()
-    for variant in variants[1:]:
-        print_ratio(runs, medians, variant, PGBENCH, target=None)
+
+        def dbload_in(mode: str) -> Callable[[int], Run]:
+            return lambda k: run_dbload(
+                target,
+                mode=mode,
+                workload=args.workload,
+                clients=args.clients,
+                duration=args.duration,
+                warmup=args.warmup,
+                seed=args.seed,
+                round_=k,
+            )
+
+        pgbench = partial(run_pgbench, exe, target, args, script)
+        runs = alternate(args.rounds, [pgbench, *(dbload_in(m) for m in modes)])
+    conclude(runs, PGBENCH, variants[1:], target=None)
     return 0
 
 

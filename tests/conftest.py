@@ -80,3 +80,14 @@ def scratch_dsn(pg_server: str) -> Iterator[str]:
     url = create_database(pg_server)
     yield url
     drop_database(pg_server, url)
+
+
+@pytest.fixture
+def restore_balances(seeded_dsn: str) -> Iterator[None]:
+    """For tests that write (tpcb): put the data back as pgbench -i left it."""
+    yield
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0")
+        conn.execute("UPDATE pgbench_tellers SET tbalance = 0 WHERE tbalance <> 0")
+        conn.execute("UPDATE pgbench_branches SET bbalance = 0 WHERE bbalance <> 0")
+        conn.execute("TRUNCATE pgbench_history")

@@ -50,17 +50,6 @@ def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str) ->
     assert result.cpu is not None and result.cpu.client_s >= 0
 
 
-@pytest.fixture
-def restore_balances(seeded_dsn: str) -> Iterator[None]:
-    """tpcb writes: put the seeded data back as pgbench -i left it."""
-    yield
-    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
-        conn.execute("UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0")
-        conn.execute("UPDATE pgbench_tellers SET tbalance = 0 WHERE tbalance <> 0")
-        conn.execute("UPDATE pgbench_branches SET bbalance = 0 WHERE bbalance <> 0")
-        conn.execute("TRUNCATE pgbench_history")
-
-
 def _sums(dsn: str) -> tuple[int, ...]:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from dbload.api import prepare_options, run_on
@@ -23,19 +21,11 @@ PGBENCH = shutil.which("pgbench")
 needs_pgbench = pytest.mark.skipif(PGBENCH is None, reason="pgbench is not on PATH")
 
 
-@pytest.fixture
-def restore(seeded_dsn: str) -> Iterator[None]:
-    yield
-    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
-        conn.execute("UPDATE pgbench_accounts SET abalance = 0 WHERE abalance <> 0")
-        conn.execute("UPDATE pgbench_tellers SET tbalance = 0 WHERE tbalance <> 0")
-        conn.execute("UPDATE pgbench_branches SET bbalance = 0 WHERE bbalance <> 0")
-        conn.execute("TRUNCATE pgbench_history")
-
-
 @needs_pgbench
 @pytest.mark.parametrize("name", ["select", "tpcb", "join", "aggregate", "slow"])
-def test_builtin_runs_unchanged_in_pgbench(seeded_dsn: str, name: str, restore: None) -> None:
+def test_builtin_runs_unchanged_in_pgbench(
+    seeded_dsn: str, name: str, restore_balances: None
+) -> None:
     assert name in builtin_names()
     script = files("dbload") / "queries" / f"{name}.sql"
     proc = subprocess.run(
@@ -51,7 +41,7 @@ def test_builtin_runs_unchanged_in_pgbench(seeded_dsn: str, name: str, restore: 
 @needs_pgbench
 @pytest.mark.parametrize("builtin", ["tpcb-like", "simple-update", "select-only"])
 def test_pgbench_builtin_runs_unchanged_in_dbload(
-    seeded_dsn: str, builtin: str, tmp_path: Path, restore: None
+    seeded_dsn: str, builtin: str, tmp_path: Path, restore_balances: None
 ) -> None:
     shown = subprocess.run(
         [str(PGBENCH), f"--show-script={builtin}"], capture_output=True, text=True, check=True
