@@ -64,42 +64,67 @@ def _tokenize(text: str) -> list[_Tok]:
 
 # -- arithmetic with pgbench's (C's) integer semantics ----------------------
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def _checked(result: Number) -> Number:
+    """pgbench computes in int64 and fails on overflow; Python ints never do."""
+    if type(result) is int and not INT64_MIN <= result <= INT64_MAX:
+        raise EvalError("bigint out of range")
+    return result
+
+
+def to_int(value: Number) -> int:
+    """pgbench's coerceToInt: a double is rounded half-to-even (C's rint),
+    so ``int(5.5)`` is 6 and ``int(-2.7)`` is -3, as pgbench prints them."""
+    if isinstance(value, int):
+        return int(value)  # also turns a boolean into 0/1
+    if not math.isfinite(value):
+        raise EvalError(f"double to int overflow for {value}")
+    result = round(value)  # round() on a float is half-to-even, like rint()
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise EvalError(f"double to int overflow for {value}")
+    return result
+
 
 def _div(a: Number, b: Number) -> Number:
     if b == 0:
         raise EvalError("division by zero")
     if isinstance(a, int) and isinstance(b, int):
-        q = abs(a) // abs(b)
-        return q if (a >= 0) == (b >= 0) else -q
+        q = abs(a) // abs(b)  # C truncates toward zero, Python's // floors
+        return _checked(q if (a >= 0) == (b >= 0) else -q)
     return a / b
 
 
-def _mod(a: Number, b: Number) -> Number:
-    if b == 0:
+def _mod(a: Number, b: Number) -> int:
+    # '%' is integer-only in pgbench: doubles are coerced (rounded) first
+    x, y = to_int(a), to_int(b)
+    if y == 0:
         raise EvalError("division by zero")
-    if isinstance(a, int) and isinstance(b, int):
-        return a - int(_div(a, b)) * b
-    raise EvalError("% needs integer operands")
+    r = abs(x) % abs(y)  # C's remainder takes the sign of the dividend
+    return r if x >= 0 else -r
 
 
 _BINARY: dict[str, Callable[[Number, Number], Number]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
+    "+": lambda a, b: _checked(a + b),
+    "-": lambda a, b: _checked(a - b),
+    "*": lambda a, b: _checked(a * b),
     "/": _div,
     "%": _mod,
-    "=": lambda a, b: int(a == b),
-    "<>": lambda a, b: int(a != b),
-    "!=": lambda a, b: int(a != b),
-    "<": lambda a, b: int(a < b),
-    "<=": lambda a, b: int(a <= b),
-    ">": lambda a, b: int(a > b),
-    ">=": lambda a, b: int(a >= b),
-    "&": lambda a, b: int(a) & int(b),
-    "|": lambda a, b: int(a) | int(b),
-    "#": lambda a, b: int(a) ^ int(b),
-    "<<": lambda a, b: int(a) << int(b),
-    ">>": lambda a, b: int(a) >> int(b),
+    # comparisons give booleans, which bind as SQL booleans (pgbench: true/false)
+    "=": lambda a, b: a == b,
+    "<>": lambda a, b: a != b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "&": lambda a, b: to_int(a) & to_int(b),
+    "|": lambda a, b: to_int(a) | to_int(b),
+    "#": lambda a, b: to_int(a) ^ to_int(b),
+    "<<": lambda a, b: _checked(to_int(a) << to_int(b)),
+    ">>": lambda a, b: to_int(a) >> to_int(b),
 }
 
 # Lowest to highest binding, as in pgbench's exprparse.y.
@@ -120,9 +145,11 @@ MAX_ZIPFIAN_PARAM = 1000.0
 
 
 def _bounds(lb: Number, ub: Number) -> tuple[int, int]:
-    lo, hi = int(lb), int(ub)
+    lo, hi = to_int(lb), to_int(ub)
     if hi < lo:
         raise EvalError(f"empty range given to random: {lo} > {hi}")
+    if hi - lo + 1 > INT64_MAX:
+        raise EvalError("random range is too large")
     return lo, hi
 
 
@@ -168,19 +195,19 @@ def rand_zipfian(rng: random.Random, lb: Number, ub: Number, param: Number) -> i
     if n <= 1:
         return lo
     b = 2.0 ** (s - 1.0)
+    exponent = -1.0 / (s - 1.0)
     while True:
         u = 1.0 - rng.random()  # (0, 1]: avoids 0 ** negative
         v = rng.random()
-        x = math.floor(u ** (-1.0 / (s - 1.0)))
+        try:
+            x: int = math.floor(u**exponent)
+        except OverflowError:  # C's pow() gives inf there, and pgbench rejects it
+            continue
+        if x > n:  # out of range: reject early (also keeps 1/x finite)
+            continue
         t = (1.0 + 1.0 / x) ** (s - 1.0)
-        if v * x * (t - 1.0) / (b - 1.0) <= t / b and x <= n:
-            return lo - 1 + int(x)
-
-
-def _to_int(value: Number) -> int:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise EvalError("cannot convert a non-finite double to integer")
-    return int(value)
+        if v * x * (t - 1.0) / (b - 1.0) <= t / b:
+            return lo - 1 + x
 
 
 def _sqrt(value: Number) -> float:
@@ -202,7 +229,7 @@ _FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., Number]]] = {
     "random_exponential": (3, 3, rand_exponential),
     "random_zipfian": (3, 3, rand_zipfian),
     "abs": (1, 1, lambda rng, a: abs(a)),
-    "int": (1, 1, lambda rng, a: _to_int(a)),
+    "int": (1, 1, lambda rng, a: to_int(a)),
     "double": (1, 1, lambda rng, a: float(a)),
     "sqrt": (1, 1, lambda rng, a: _sqrt(a)),
     "ln": (1, 1, lambda rng, a: _ln(a)),
@@ -217,9 +244,10 @@ _FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., Number]]] = {
 
 
 def _extreme(pick: Callable[..., Number], values: tuple[Number, ...]) -> Number:
-    result = pick(values)
     # pgbench returns a double as soon as one argument is a double
-    return float(result) if any(isinstance(v, float) for v in values) else result
+    if any(isinstance(v, float) for v in values):
+        return float(pick(values))
+    return int(pick(values))
 
 
 def function_names() -> list[str]:
@@ -238,6 +266,9 @@ _PURE = frozenset(_FUNCTIONS) - {
     "random_exponential",
     "random_zipfian",
 }
+
+
+_KEYWORDS = frozenset({"when", "then", "else", "end", "and", "or", "not"})
 
 
 def _const(value: Number) -> Node:
@@ -292,8 +323,8 @@ class _Parser:
             self.take()
             inner, value = self.not_()
             if value is not _VARIABLE:
-                return _const(int(not value))
-            return (lambda v, r: int(not inner(v, r))), _VARIABLE
+                return _const(not value)
+            return (lambda v, r: not inner(v, r)), _VARIABLE
         return self.level(2)
 
     def unary(self) -> Node:
@@ -328,9 +359,45 @@ class _Parser:
         if tok.kind == "name":
             lowered = tok.text.lower()
             if lowered in ("true", "false"):
-                return _const(int(lowered == "true"))
+                return _const(lowered == "true")
+            if lowered == "case":
+                return self.case()
+            if lowered in _KEYWORDS:
+                raise ExprError(f"unexpected {tok.text!r}")
             return self.call(lowered)
         raise ExprError(f"unexpected {tok.text or 'end of expression'!r}")
+
+    def keyword(self, word: str) -> bool:
+        tok = self.peek()
+        if tok.kind == "name" and tok.text.lower() == word:
+            self.take()
+            return True
+        return False
+
+    def case(self) -> Node:
+        """CASE WHEN c THEN x [WHEN ...] ELSE y END, evaluated lazily."""
+        branches: list[tuple[Fn, Fn]] = []
+        while self.keyword("when"):
+            cond, _ = self.level(0)
+            self.expect("then")
+            value, _ = self.level(0)
+            branches.append((cond, value))
+        if not branches:
+            raise ExprError("CASE needs at least one WHEN ... THEN")
+        if not self.keyword("else"):
+            # pgbench yields NULL there; dbload has no NULL to bind
+            raise ExprError("CASE without ELSE is not supported")
+        otherwise, _ = self.level(0)
+        self.expect("end")
+        pairs = tuple(branches)
+
+        def evaluate(v: Vars, r: random.Random) -> Number:
+            for cond, value in pairs:
+                if cond(v, r):  # pgbench: non-zero numbers and true are true
+                    return value(v, r)
+            return otherwise(v, r)
+
+        return evaluate, _VARIABLE
 
     def call(self, name: str) -> Node:
         if name not in _FUNCTIONS:
@@ -360,9 +427,9 @@ def _fold(fn: Callable[[], Number]) -> Node:
 def _combine(op: str, left_node: Node, right_node: Node) -> Node:
     (left, lv), (right, rv) = left_node, right_node
     if op == "and":
-        node: Fn = lambda v, r: int(bool(left(v, r)) and bool(right(v, r)))  # noqa: E731
+        node: Fn = lambda v, r: bool(left(v, r)) and bool(right(v, r))  # noqa: E731
     elif op == "or":
-        node = lambda v, r: int(bool(left(v, r)) or bool(right(v, r)))  # noqa: E731
+        node = lambda v, r: bool(left(v, r)) or bool(right(v, r))  # noqa: E731
     else:
         fn = _BINARY[op]
         if lv is not _VARIABLE and rv is not _VARIABLE:
@@ -398,7 +465,9 @@ def _apply(name: str, impl: Callable[..., Number], args: list[Node]) -> Node:
             return _fold(lambda: impl(None, *values))
         if name == "random":
             return _uniform(*values)  # type: ignore[arg-type]
-        # random(1, 100000): the bounds are fixed, only the draw varies
+        # random_gaussian(1, 100000, 2.5): the arguments are fixed, only the
+        # draw varies; one trial draw reports a bad parameter at parse time
+        _fold(lambda: impl(random.Random(0), *values))
         return (lambda v, r: impl(r, *values)), _VARIABLE
     # Unrolled for the common arities: this is the hot path of \set.
     if len(fns) == 2:

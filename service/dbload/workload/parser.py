@@ -10,7 +10,7 @@ bad expression or a variable used before it is set fails with file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -28,7 +28,9 @@ _UNSUPPORTED = {
     "startpipeline", "endpipeline", "syncpipeline",
 }  # fmt: skip
 _SLEEP_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NAME = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*\Z")
+_WEIGHT = re.compile(r"[0-9]+")
+_MAX_WEIGHT = 2**31 - 1  # pgbench's INT_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,208 +59,283 @@ class _RawSql:
     line: int
 
 
+@dataclass(frozen=True, slots=True)
+class _RawMeta:
+    text: str  # from the backslash, continuation lines joined
+    line: int
+
+
 # -- splitting a script into commands ---------------------------------------
+#
+# pgbench runs the script through psql's lexer: a SQL command ends at a
+# semicolon outside quotes, comments and parentheses, or where a backslash
+# meta-command starts (``SELECT 1`` then ``\set`` on the next line is two
+# commands); a meta-command ends at the end of its line unless the line ends
+# with a backslash. Comments between commands are dropped.
+
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 
 
-def _split(text: str, source: str) -> tuple[str, list[tuple[int, str] | _RawSql]]:
-    """Meta-commands as (line, text) and SQL as _RawSql, in order, plus the
-    description taken from the comment lines before the first command."""
-    lines = text.splitlines()
-    description: list[str] = []
-    commands: list[tuple[int, str] | _RawSql] = []
-    buf, buf_line = "", 0  # SQL not yet ended by a semicolon, and where it starts
-    i = 0
-    while i < len(lines):
-        line, stripped = lines[i], lines[i].strip()
-        i += 1
-        if not buf.strip() and stripped.startswith("\\"):
-            start = i
-            # a trailing backslash continues a meta-command on the next line
-            while line.rstrip().endswith("\\") and i < len(lines):
-                line = line.rstrip()[:-1] + " " + lines[i]
-                i += 1
-            commands.append((start, line.strip()))
-            buf = ""
+class _LexError(Exception):
+    """A script the lexer cannot split; ``offset`` locates it for the message."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+def _skip_quoted(text: str, i: int) -> int | None:
+    """If a quoted string, quoted identifier, dollar quote or comment starts at
+    ``i``, the offset just after it; otherwise None. ``:name`` and ``;`` mean
+    nothing inside these, for statement splitting and for variables alike."""
+    c = text[i]
+    if c == "'":
+        # E'...' strings take backslash escapes; standard strings do not
+        escapes = i > 0 and text[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(text[i - 2]))
+        j = i + 1
+        while True:
+            j = _find(text, "'", j, "quoted string", i, backslash=escapes)
+            if j + 1 < len(text) and text[j + 1] == "'":  # '' is a quote inside
+                j += 2
+                continue
+            return j + 1
+    if c == '"':
+        j = i + 1
+        while True:
+            j = _find(text, '"', j, "quoted identifier", i)
+            if j + 1 < len(text) and text[j + 1] == '"':
+                j += 2
+                continue
+            return j + 1
+    if text.startswith("--", i):
+        nl = text.find("\n", i)
+        return len(text) if nl == -1 else nl
+    if text.startswith("/*", i):
+        depth, j = 1, i + 2  # PostgreSQL's block comments nest
+        while depth:
+            close = text.find("*/", j)
+            if close == -1:
+                raise _LexError("unterminated /* comment", i)
+            opened = text.find("/*", j, close)
+            if opened != -1:
+                depth, j = depth + 1, opened + 2
+            else:
+                depth, j = depth - 1, close + 2
+        return j
+    if c == "$" and (i == 0 or not _IDENT_CHAR.match(text[i - 1])):
+        tag = _DOLLAR_TAG.match(text, i)
+        if tag:
+            return _find(text, tag.group(0), tag.end(), "dollar-quoted string", i) + len(
+                tag.group(0)
+            )
+    return None
+
+
+def _find(text: str, what: str, start: int, name: str, opened: int, backslash: bool = False) -> int:
+    j = start
+    while True:
+        j = text.find(what, j)
+        if j == -1:
+            raise _LexError(f"unterminated {name}", opened)
+        if backslash:
+            run = len(text[:j]) - len(text[:j].rstrip("\\"))
+            if run % 2:  # an odd run of backslashes escapes this quote
+                j += 1
+                continue
+        return j
+
+
+def _meta_end(text: str, i: int) -> int:
+    """End of the meta-command starting at ``i``: its line, plus the next
+    ones while a line ends with a backslash."""
+    while True:
+        nl = text.find("\n", i)
+        if nl == -1:
+            return len(text)
+        if text[:nl].rstrip("\r").endswith("\\"):
+            i = nl + 1
             continue
-        if not buf.strip() and (not stripped or stripped.startswith("--")):
-            if stripped.startswith("--") and not commands:
-                description.append(stripped.lstrip("-").strip())
-            continue
-        if not buf.strip():
-            buf, buf_line = "", i
-        buf += line + "\n"
-        done, buf, buf_line = _take_statements(buf, buf_line)
-        commands += done
-    if _strip_comments(buf).strip():
-        commands.append(_RawSql(buf.strip(), buf_line + _leading_lines(buf)))
-    return " ".join(d for d in description if d), commands
+        return nl
 
 
-def _take_statements(buf: str, first_line: int) -> tuple[list[_RawSql], str, int]:
-    """Complete statements in ``buf``, and what is left with its first line."""
-    out: list[_RawSql] = []
-    start = 0
-    for end in _scan(buf):
-        chunk = buf[start : end + 1]
-        if _strip_comments(chunk).strip(" ;\n\t"):
-            line = first_line + buf.count("\n", 0, start) + _leading_lines(chunk)
-            out.append(_RawSql(chunk.strip(), line))
-        start = end + 1
-    return out, buf[start:], first_line + buf.count("\n", 0, start)
+def _description(text: str) -> str:
+    """The leading block of ``--`` comment lines (after blank lines, if any)."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--"):
+            lines.append(stripped.lstrip("-").strip())
+        elif stripped or lines:
+            break
+    return " ".join(line for line in lines if line)
 
 
-def _scan(text: str) -> list[int]:
-    """Offsets of statement-ending semicolons: outside quotes, comments,
-    dollar quotes and parentheses (pgbench's psqlscan rule)."""
-    ends: list[int] = []
-    i, depth, n = 0, 0, len(text)
+def _lex(text: str) -> list[_RawSql | _RawMeta]:
+    """The commands of a script, in order. Raises :class:`_LexError`."""
+    items: list[_RawSql | _RawMeta] = []
+    start: int | None = None  # offset where the pending SQL command starts
+    depth, i, n = 0, 0, len(text)
+
+    def flush(end: int) -> None:
+        nonlocal start, depth
+        if start is not None:
+            items.append(_RawSql(text[start:end].strip(), _line_of(text, start)))
+        start, depth = None, 0
+
     while i < n:
         c = text[i]
-        if c in "'\"":
-            close = text.find(c, i + 1)
-            while close != -1 and close + 1 < n and text[close + 1] == c:
-                close = text.find(c, close + 2)  # doubled quote is an escape
-            i = n if close == -1 else close + 1
+        if c.isspace():
+            i += 1
             continue
-        if text.startswith("--", i):
-            nl = text.find("\n", i)
-            i = n if nl == -1 else nl
+        if c == "\\":
+            if text[i + 1 : i + 2] in (";", ":"):
+                # psql's escaped \; glues statements into one request, which
+                # cannot be prepared; \: is as rare
+                raise _LexError(f"\\{text[i + 1]} in SQL is not supported by dbload", i)
+            flush(i)
+            end = _meta_end(text, i)
+            items.append(_RawMeta(text[i:end], _line_of(text, i)))
+            i = end
             continue
-        if text.startswith("/*", i):
-            close = text.find("*/", i + 2)
-            i = n if close == -1 else close + 2
+        skipped = _skip_quoted(text, i)
+        if start is None and c != ";" and not text.startswith(("--", "/*"), i):
+            start = i
+        if skipped is not None:
+            i = skipped
             continue
-        if c == "$":
-            tag = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", text[i:])
-            if tag:
-                close = text.find(tag.group(0), i + len(tag.group(0)))
-                i = n if close == -1 else close + len(tag.group(0))
-                continue
         if c == "(":
             depth += 1
         elif c == ")":
             depth = max(0, depth - 1)
         elif c == ";" and depth == 0:
-            ends.append(i)
+            flush(i)  # a lone ';' (empty statement) flushes nothing
         i += 1
-    return ends
+    flush(n)
+    return items
 
 
-def _leading_lines(chunk: str) -> int:
-    """How many lines down the first non-blank, non-comment text starts."""
-    for skipped, part in enumerate(chunk.split("\n")):
-        s = part.strip().lstrip(";").strip()
-        if s and not s.startswith("--"):
-            return skipped
-    return 0
-
-
-def _strip_comments(text: str) -> str:
-    return "\n".join(line for line in text.split("\n") if not line.strip().startswith("--"))
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
 
 
 # -- SQL variables ------------------------------------------------------------
 
+_VAR = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*")
+
 
 def _bind(sql: str) -> tuple[str, tuple[str, ...]]:
-    """Replace ``:name`` with ``$n`` outside quotes and comments; ``::`` casts stay."""
+    """Replace ``:name`` with ``$n`` outside quotes and comments; ``::`` casts stay.
+
+    The same variable reuses its ``$n``. pgbench itself also replaces
+    ``:name`` inside string literals, which breaks its prepared mode; dbload
+    binds parameters, so a literal is left as written.
+    """
     out: list[str] = []
     params: list[str] = []
-    i, n = 0, len(sql)
+    i, n, copied = 0, len(sql), 0
     while i < n:
-        c = sql[i]
-        if c in "'\"":
-            close = sql.find(c, i + 1)
-            while close != -1 and close + 1 < n and sql[close + 1] == c:
-                close = sql.find(c, close + 2)
-            end = n if close == -1 else close + 1
-            out.append(sql[i:end])
-            i = end
+        skipped = _skip_quoted(sql, i)
+        if skipped is not None:
+            i = skipped
             continue
-        if sql.startswith("--", i):
-            nl = sql.find("\n", i)
-            end = n if nl == -1 else nl
-            out.append(sql[i:end])
-            i = end
+        if sql[i] != ":":
+            i += 1
             continue
-        if sql.startswith("::", i):
-            out.append("::")
-            i += 2
+        if sql.startswith("::", i):  # a cast, or a run of colons: never a variable
+            while i < n and sql[i] == ":":
+                i += 1
             continue
-        if c == ":":
-            match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", sql[i + 1 :])
-            if match:
-                name = match.group(0)
-                if name not in params:
-                    params.append(name)
-                out.append(f"${params.index(name) + 1}")
-                i += 1 + len(name)
-                continue
-        out.append(c)
-        i += 1
-    text = "".join(out).strip()
-    return text.removesuffix(";").rstrip(), tuple(params)
+        match = _VAR.match(sql, i + 1)
+        if match is None:
+            i += 1
+            continue
+        name = match.group(0)
+        if name not in params:
+            params.append(name)
+        out.append(sql[copied:i])
+        out.append(f"${params.index(name) + 1}")
+        i = copied = match.end()
+    out.append(sql[copied:])
+    return "".join(out).strip(), tuple(params)
 
 
 # -- meta-commands --------------------------------------------------------------
 
 
-def _meta(line: int, text: str, source: str, defined: set[str]) -> SetCommand | SleepCommand:
+@dataclass(slots=True)
+class _Context:
+    """What the checks of one script need while its commands are read in order."""
+
+    source: str
+    defined: set[str]  # variables set so far: built-ins, -D, earlier \set
+    text_only: set[str]  # -D values that are not numbers: bindable, not computable
+
+    def fail(self, message: str, line: int) -> WorkloadError:
+        return WorkloadError(message, source=self.source, line=line)
+
+    def check_defined(self, names: Iterable[str], line: int) -> None:
+        missing = sorted(set(names) - self.defined)
+        if missing:
+            raise self.fail(f"undefined variable :{missing[0]}", line)
+
+    def check_numeric(self, names: Iterable[str], line: int, what: str) -> None:
+        text = sorted(set(names) & self.text_only)
+        if text:
+            raise self.fail(f"{what}: variable :{text[0]} is not a number", line)
+
+
+def _meta(raw: _RawMeta, ctx: _Context) -> SetCommand | SleepCommand:
+    # a backslash at the end of a line continues the meta-command
+    text = re.sub(r"\\\r?\n", " ", raw.text)
     parts = text[1:].split(None, 1)
-    command = parts[0].lower() if parts else ""
+    command = parts[0] if parts else ""
     rest = parts[1].strip() if len(parts) > 1 else ""
-    if command == "set":
-        return _set(line, rest, source, defined)
-    if command == "sleep":
-        return _sleep(line, rest, source, defined)
-    if command in _UNSUPPORTED:
-        raise WorkloadError(f"\\{command} is not supported by dbload", source=source, line=line)
-    raise WorkloadError(f"unknown meta-command \\{command}", source=source, line=line)
+    if command.lower() == "set":
+        return _set(raw.line, rest, ctx)
+    if command.lower() == "sleep":
+        return _sleep(raw.line, rest, ctx)
+    if command.lower() in _UNSUPPORTED:
+        raise ctx.fail(f"\\{command} is a pgbench meta-command dbload does not support", raw.line)
+    raise ctx.fail(f"unknown meta-command \\{command} (dbload knows \\set and \\sleep)", raw.line)
 
 
-def _set(line: int, rest: str, source: str, defined: set[str]) -> SetCommand:
-    name, _, expr_text = rest.partition(" ")
-    if not _NAME.match(name) or not expr_text.strip():
-        raise WorkloadError(
-            "\\set needs a variable name and an expression", source=source, line=line
-        )
+def _set(line: int, rest: str, ctx: _Context) -> SetCommand:
+    parts = rest.split(None, 1)
+    if len(parts) < 2:
+        raise ctx.fail("\\set needs a variable name and an expression", line)
+    name, expr_text = parts
+    if not _NAME.match(name):
+        raise ctx.fail(f"\\set: invalid variable name {name!r}", line)
     try:
         expr = compile_expression(expr_text)
     except ExprError as exc:
-        raise WorkloadError(f"\\set {name}: {exc}", source=source, line=line) from None
-    _check_defined(expr.variables, defined, source, line)
-    defined.add(name)
+        raise ctx.fail(f"\\set {name}: {exc}", line) from None
+    ctx.check_defined(expr.variables, line)
+    ctx.check_numeric(expr.variables, line, f"\\set {name}")
+    ctx.defined.add(name)
+    ctx.text_only.discard(name)
     return SetCommand(name, expr, line)
 
 
-def _sleep(line: int, rest: str, source: str, defined: set[str]) -> SleepCommand:
+def _sleep(line: int, rest: str, ctx: _Context) -> SleepCommand:
     parts = rest.split()
     if not parts or len(parts) > 2:
-        raise WorkloadError(
-            "\\sleep needs a duration: \\sleep N [us|ms|s]", source=source, line=line
-        )
+        raise ctx.fail("\\sleep needs a duration: \\sleep N [us|ms|s]", line)
     unit = parts[1].lower() if len(parts) == 2 else "s"
     if unit not in _SLEEP_UNITS:
-        raise WorkloadError(
-            f"\\sleep: unknown unit {parts[1]!r} (us, ms or s)", source=source, line=line
-        )
+        raise ctx.fail(f"\\sleep: unknown unit {parts[1]!r} (us, ms or s)", line)
     amount: int | str
     if parts[0].startswith(":"):
         amount = parts[0][1:]
-        _check_defined({amount}, defined, source, line)
-    elif parts[0].isdigit():
+        ctx.check_defined({amount}, line)
+        ctx.check_numeric({amount}, line, "\\sleep")
+    elif parts[0].isascii() and parts[0].isdigit():
         amount = int(parts[0])
     else:
-        raise WorkloadError(f"\\sleep: {parts[0]!r} is not an integer", source=source, line=line)
+        raise ctx.fail(f"\\sleep: {parts[0]!r} is not an integer or a :variable", line)
     return SleepCommand(amount, _SLEEP_UNITS[unit], line)
-
-
-def _check_defined(
-    names: frozenset[str] | set[str], defined: set[str], source: str, line: int
-) -> None:
-    missing = sorted(set(names) - defined)
-    if missing:
-        raise WorkloadError(f"undefined variable :{missing[0]}", source=source, line=line)
 
 
 # -- scripts and workloads ------------------------------------------------------
@@ -274,29 +351,40 @@ def parse_script(
     first_statement: int = 0,
     defines: Mapping[str, Value] | None = None,
 ) -> tuple[Script, list[Statement]]:
-    """Parse one script; its statements are numbered from ``first_statement``."""
-    defined = set(BUILTIN_VARIABLES) | set(defines or {})
-    description, raw = _split(text, source)
+    """Parse one script; its statements are numbered from ``first_statement``.
+
+    Raises :class:`WorkloadError` naming ``source`` and the line at fault.
+    """
+    defines = defines or {}
+    ctx = _Context(
+        source=source,
+        defined=set(BUILTIN_VARIABLES) | set(defines),
+        text_only={k for k, v in defines.items() if isinstance(v, str)},
+    )
+    try:
+        raw = _lex(text)
+    except _LexError as exc:
+        raise ctx.fail(exc.message, _line_of(text, exc.offset)) from None
     commands: list[SetCommand | SleepCommand | SqlCommand] = []
     statements: list[Statement] = []
     for item in raw:
         if isinstance(item, _RawSql):
             sql, params = _bind(item.text)
-            _check_defined(set(params), defined, source, item.line)
+            ctx.check_defined(params, item.line)
             index = first_statement + len(statements)
             statements.append(Statement(sql, params, script_index, source, item.line))
             commands.append(SqlCommand(index, item.line))
         else:
-            commands.append(_meta(item[0], item[1], source, defined))
+            commands.append(_meta(item, ctx))
     if not commands:
         raise WorkloadError("empty script: no SQL statement and no meta-command", source=source)
     script = Script(
         name=name,
         source=source,
         weight=weight,
-        description=description,
+        description=_description(text),
         commands=tuple(commands),
-        statements=tuple(s for s in range(first_statement, first_statement + len(statements))),
+        statements=tuple(range(first_statement, first_statement + len(statements))),
     )
     return script, statements
 
@@ -320,8 +408,10 @@ def builtin_text(name: str) -> str:
 
 
 def builtin_description(name: str) -> str:
-    description, _ = _split(builtin_text(name), name)
-    return description
+    """The built-in's header comment, without a leading ``name:`` label."""
+    description = _description(builtin_text(name))
+    label, sep, rest = description.partition(":")
+    return rest.strip() if sep and label.strip() == name else description
 
 
 def _split_weight(spec: str, what: str) -> tuple[str, int]:
@@ -329,8 +419,10 @@ def _split_weight(spec: str, what: str) -> tuple[str, int]:
     base, sep, weight = spec.rpartition("@")
     if not sep:
         return spec, 1
-    if not weight.isdigit():
-        raise WorkloadError(f"{what} {spec!r}: weight must be a non-negative integer")
+    if not _WEIGHT.fullmatch(weight) or int(weight) > _MAX_WEIGHT or not base:
+        raise WorkloadError(
+            f"{what} {spec!r}: weight must be an integer from 0 to {_MAX_WEIGHT} (NAME@WEIGHT)"
+        )
     return base, int(weight)
 
 

@@ -13,25 +13,35 @@ import itertools
 import random
 from collections.abc import Mapping
 
-from dbload.workload.expr import Number, compile_expression
+from dbload.errors import WorkloadError
+from dbload.workload.expr import EvalError, ExprError, Number, compile_expression
 from dbload.workload.model import SLEEP, Step, Transaction, Value, Workload
 from dbload.workload.parser import SetCommand, SleepCommand, SqlCommand
 
 # One operation of a compiled script, as a tuple for a fast dispatch loop:
-# (0, name, evaluate) | (1, amount, seconds_per_unit) | (2, statement, params)
-_Op = tuple[int, object, object]
+# (0, name, evaluate, command) | (1, amount, seconds_per_unit, command)
+# | (2, statement, params, command). The command is only read on failure.
+_Op = tuple[int, object, object, object]
+_SET, _SLEEP, _SQL = 0, 1, 2
 
 
 def _compile(workload: Workload, script: int, constants: Mapping[str, Number]) -> tuple[_Op, ...]:
     ops: list[_Op] = []
+    source = workload.scripts[script].source
     for command in workload.scripts[script].commands:
         if isinstance(command, SetCommand):
-            evaluate = compile_expression(command.expr.text, constants).evaluate
-            ops.append((0, command.name, evaluate))
+            try:
+                # again, now that :scale and -D are known: constants fold away
+                evaluate = compile_expression(command.expr.text, constants).evaluate
+            except ExprError as exc:  # e.g. random(1, 0 * :scale): an empty range
+                message = f"\\set {command.name}: {exc}"
+                raise WorkloadError(message, source=source, line=command.line) from None
+            ops.append((_SET, command.name, evaluate, command))
         elif isinstance(command, SleepCommand):
-            ops.append((1, command.amount, command.seconds_per_unit))
+            ops.append((_SLEEP, command.amount, command.seconds_per_unit, command))
         elif isinstance(command, SqlCommand):
-            ops.append((2, command.statement, workload.statements[command.statement].params))
+            params = workload.statements[command.statement].params
+            ops.append((_SQL, command.statement, params, command))
     return tuple(ops)
 
 
@@ -46,7 +56,7 @@ class ParameterStream:
             "scale": scale,
             "client_id": client_id,
             "random_seed": seed,
-            **workload.defines,
+            **workload.defines,  # -D scale=... wins, as in pgbench
         }
         # Variables no \set ever assigns are constant for this stream.
         assigned = {
@@ -55,26 +65,43 @@ class ParameterStream:
         constants = {
             k: v for k, v in self._vars.items() if k not in assigned and not isinstance(v, str)
         }
+        self._workload = workload
         self._scripts = [_compile(workload, i, constants) for i in range(len(workload.scripts))]
         weights = [s.weight for s in workload.scripts]
         self._cumulative = list(itertools.accumulate(weights))
         self._total = self._cumulative[-1]
+        if self._total <= 0:
+            raise WorkloadError("every script has weight 0: nothing would run")
+        # one script, or only one with a weight: no draw (and no rng use) needed
+        live = [i for i, w in enumerate(weights) if w > 0]
+        self._only = live[0] if len(live) == 1 else None
 
     def _pick(self) -> int:
-        if len(self._scripts) == 1:
-            return 0
+        if self._only is not None:
+            return self._only
+        # like pgbench's chooseScript: a uniform draw over the summed weights
         return bisect.bisect_right(self._cumulative, self._rng.randrange(self._total))
 
     def next(self) -> Transaction:
+        """The next transaction: its script and its steps, values computed."""
         script = self._pick()
         rng, env = self._rng, self._vars
         steps: list[Step] = []
-        for kind, a, b in self._scripts[script]:
-            if kind == 0:
-                env[a] = b(env, rng)  # type: ignore[index, operator]
-            elif kind == 2:
-                steps.append((a, tuple([env[p] for p in b])))  # type: ignore[arg-type, attr-defined]
-            else:
-                amount = env[a] if isinstance(a, str) else a
-                steps.append((SLEEP, (float(amount) * b,)))  # type: ignore[arg-type, operator]
+        try:
+            for kind, a, b, _command in self._scripts[script]:
+                if kind == _SET:
+                    env[a] = b(env, rng)  # type: ignore[index, operator]
+                elif kind == _SQL:
+                    steps.append((a, tuple([env[p] for p in b])))  # type: ignore[arg-type, attr-defined]
+                else:
+                    amount = env[a] if isinstance(a, str) else a
+                    # a negative duration sleeps not at all (time.sleep would raise)
+                    seconds = max(0.0, float(amount) * b)  # type: ignore[arg-type, operator]
+                    steps.append((SLEEP, (seconds,)))
+        except (EvalError, ArithmeticError, TypeError, ValueError) as exc:
+            # a runtime failure, e.g. random(:lo, :hi) with lo > hi: pgbench
+            # aborts the client; say where, as for a parse error
+            where = self._workload.scripts[script].source
+            line = getattr(_command, "line", None)
+            raise WorkloadError(f"cannot evaluate: {exc}", source=where, line=line) from None
         return Transaction(script, tuple(steps))
