@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,30 @@ def test_db_url_when_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert code == 1 and "stopped" in out
     code, _, err = _cli("db", "url")
     _one_line_error(code, err, "dbload db up")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_the_run_and_keeps_the_partial_result(
+    seeded_dsn: str, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    out_file = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbload", "run", "-T", "60", "-c", "2", "--json", str(out_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DBLOAD_DSN": seeded_dsn},
+    )
+    # wait until the run has started (the database line is printed first)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("database:")
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and err.startswith("dbload: error: interrupted")
+    assert "tps" in out
+    data = json.loads(out_file.read_text())
+    assert data["interrupted"] is True
+    assert data["transactions"]["count"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str) ->
         seed=7,
     )
     assert (result.ok, result.failed) == (203, 0)
+    assert not result.interrupted
     assert result.statement_count == 203
     assert result.latency.count == 203
     assert sum(p.transactions for p in result.series) == 203
@@ -211,3 +213,17 @@ def test_slow_workload_waits_on_the_server(seeded_dsn: str) -> None:
     result = _run(seeded_dsn, workload="slow", mode="async", concurrency=4, transactions=8)
     assert result.ok == 8
     assert result.latency.min >= 50.0
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_stop_event_ends_the_run_early_and_marks_it_interrupted(seeded_dsn: str, mode: str) -> None:
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    options = prepare_options(
+        workload="select", mode=mode, concurrency=_concurrency(mode, 2), duration=60
+    )
+    result = run_on(_db(seeded_dsn), 1, options, stop=stop)
+    assert result.interrupted
+    assert result.ok > 0
+    assert result.duration_s < 30  # stopped long before the 60 s it was planned for

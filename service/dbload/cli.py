@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import threading
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -202,14 +204,39 @@ def run(
     if mode == "sequential" and concurrency not in (None, 1):
         out.print("[dim]note: sequential mode runs one connection; -c is ignored[/]")
     observer = _CliObserver(out, quiet, progress_s)
+    stop = threading.Event()
     with ExitStack() as stack:
         with _status(out, "preparing the database…"):
             database, scale = stack.enter_context(database_ready(db, dsn))
-        result = run_on(database, scale, options, stop=threading.Event(), observer=observer)
+        with _stop_on_signals(stop) as caught:
+            result = run_on(database, scale, options, stop=stop, observer=observer)
     out.print(console_report.render(result))
     if json_path is not None:
         write_json(json_path, to_dict(result))
         out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+    if caught:
+        name = signal.Signals(caught[0]).name
+        raise typer.Exit(_fail(f"interrupted by {name}; partial result reported", 128 + caught[0]))
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """First SIGINT or SIGTERM: start no new transaction, let those in flight
+    finish, and report what was measured. A second SIGINT stops at once."""
+    caught: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if caught and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        caught.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _status(out: Console, message: str) -> AbstractContextManager[object]:

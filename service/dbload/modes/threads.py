@@ -62,6 +62,8 @@ class ThreadsExecutor(Executor):
             try:
                 for future in futures:
                     future.result()
+            except BaseException:
+                stop.set()  # one worker failed (or Ctrl-C): the others stop too
+                raise
             finally:
-                stop.set()
                 recorder.finish()
