@@ -204,7 +204,9 @@ def test_sleep_counts_in_transaction_latency_but_not_as_a_statement(
     script = tmp_path / "nap.sql"
     script.write_text("\\sleep 20 ms\nSELECT 1;\n")
     result = _run(seeded_dsn, files=[str(script)], mode="async", concurrency=4, transactions=8)
-    assert result.latency.min >= 20.0
+    # libuv's timers have millisecond granularity and a cached clock: a 20 ms
+    # sleep may end up to a millisecond early
+    assert result.latency.min >= 19.0
     assert result.statements[0].latency.max < result.latency.min
     assert result.statement_count == 8
 
