@@ -29,12 +29,11 @@ from dbload.config import (
     pick_seed,
 )
 from dbload.database.resolve import Database, open_database, server_version
-from dbload.errors import DatabaseError
 from dbload.measure.cpu import CpuMeter, find_postmaster
 from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
 from dbload.modes import Executor, get_executor
-from dbload.schema.seed import current_scale, ensure_ready
+from dbload.schema.seed import ensure_ready
 from dbload.workload.model import Workload
 from dbload.workload.parser import load_workload
 
@@ -259,12 +258,4 @@ def _data_directory(dsn: str) -> str | None:
     return str(row[0]) if row else None
 
 
-__all__ = [
-    "DatabaseError",
-    "Observer",
-    "RunOptions",
-    "current_scale",
-    "prepare_options",
-    "run",
-    "run_on",
-]
+__all__ = ["Observer", "RunOptions", "database_ready", "prepare_options", "run", "run_on"]

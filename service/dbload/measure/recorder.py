@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hdrh.histogram import HdrHistogram
-
 from dbload.measure.histogram import new_histogram, percentile_of_sorted, record_many
 from dbload.workload.model import SLEEP, Step
 
@@ -145,9 +143,6 @@ class Recorder:
     def measured_s(self) -> float:
         end = self.ended_ns or time.perf_counter_ns()
         return max(0.0, (end - self.measure_from_ns) / NS_PER_S)
-
-    def histogram(self) -> HdrHistogram:
-        return self.transactions
 
     # -- internals -----------------------------------------------------------
 
