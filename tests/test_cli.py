@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from dbload.cli import app, main
 
 runner = CliRunner()
+UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/x"
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -268,3 +269,9 @@ def test_signal_stops_the_run_and_keeps_the_partial_result(
     data = json.loads(out_file.read_text())
     assert data["interrupted"] is True
     assert data["transactions"]["count"] > 0
+
+
+@pytest.mark.parametrize("value", ["soon", "-5ms", "0.5us"])
+def test_bad_statement_timeout(value: str) -> None:
+    code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, "--statement-timeout", value, "-n", "5")
+    _one_line_error(code, err, "--statement-timeout")

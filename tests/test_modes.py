@@ -229,3 +229,25 @@ def test_stop_event_ends_the_run_early_and_marks_it_interrupted(seeded_dsn: str,
     assert result.interrupted
     assert result.ok > 0
     assert result.duration_s < 30  # stopped long before the 60 s it was planned for
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_statement_timeout_fails_the_transaction_and_keeps_the_connection(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "maybe_slow.sql"
+    # half the transactions sleep past the timeout; the others must still succeed
+    # on the same connections afterwards
+    script.write_text("\\set d random(0, 1)\nSELECT pg_sleep(:d * 0.2);\n")
+    result = _run(
+        seeded_dsn,
+        files=[str(script)],
+        mode=mode,
+        concurrency=_concurrency(mode, 2),
+        transactions=16,
+        seed=11,
+        statement_timeout="30ms",
+    )
+    assert result.ok + result.failed == 16
+    assert 0 < result.failed < 16
+    assert result.errors == {"57014": result.failed}

@@ -26,6 +26,7 @@ from dbload.config import (
     check_batch,
     check_concurrency,
     check_warmup,
+    parse_timeout_ms,
     pick_seed,
 )
 from dbload.database.resolve import Database, open_database, server_version
@@ -60,6 +61,7 @@ class RunOptions:
     duration_s: float | None
     warmup_s: float
     seed: int
+    statement_timeout_ms: int = 0
 
 
 def prepare_options(
@@ -73,6 +75,7 @@ def prepare_options(
     duration: float | None = None,
     warmup: float = 0.0,
     seed: int | None = None,
+    statement_timeout: str | None = None,
 ) -> RunOptions:
     """Validate every option and parse the scripts, before touching a database."""
     get_executor(mode)  # unknown mode fails here, first
@@ -85,6 +88,7 @@ def prepare_options(
         duration_s=t,
         warmup_s=check_warmup(warmup),
         seed=pick_seed(seed),
+        statement_timeout_ms=parse_timeout_ms(statement_timeout),
     )
 
 
@@ -99,6 +103,7 @@ def run(
     duration: float | None = None,
     warmup: float = 0.0,
     seed: int | None = None,
+    statement_timeout: str | None = None,
     dsn: str | None = None,
     db: str = "auto",
     stop: threading.Event | None = None,
@@ -123,6 +128,7 @@ def run(
         duration=duration,
         warmup=warmup,
         seed=seed,
+        statement_timeout=statement_timeout,
     )
     with database_ready(db, dsn) as (database, scale):
         return run_on(database, scale, options, stop=stop, observer=observer)
@@ -163,6 +169,7 @@ def run_on(
         seed=options.seed,
         scale=int(workload.defines.get("scale", scale)),
         dsn=database.dsn,
+        statement_timeout_ms=options.statement_timeout_ms,
     )
     cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
     recorder = Recorder(len(workload.statements))

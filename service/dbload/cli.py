@@ -166,6 +166,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    statement_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--statement-timeout",
+            help="Cancel statements running longer than this (100ms, 2s); they count as failed.",
+            show_default=False,
+        ),
+    ] = None,
     json_path: Annotated[
         Path | None,
         typer.Option(
@@ -199,6 +207,7 @@ def run(
         duration=duration,
         warmup=warmup,
         seed=seed,
+        statement_timeout=statement_timeout,
     )
     out = Console(quiet=quiet)
     if mode == "sequential" and concurrency not in (None, 1):

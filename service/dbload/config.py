@@ -7,6 +7,7 @@ opened, so bad input fails fast with a one-line :class:`UsageError`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,13 @@ class Plan:
     seed: int
     scale: int
     dsn: str  # may hold a password: never print it
+    statement_timeout_ms: int = 0  # 0: the server's default
+
+    def server_settings(self) -> dict[str, str]:
+        """Session settings every worker connection starts with."""
+        if self.statement_timeout_ms:
+            return {"statement_timeout": f"{self.statement_timeout_ms}ms"}
+        return {}
 
     def quota(self, worker: int) -> int | None:
         """How many transactions worker ``worker`` runs (None: until the deadline).
@@ -88,6 +96,23 @@ def check_output(path: Path | None) -> Path | None:
     if path.is_dir():
         raise UsageError(f"--json: {path} is a directory")
     return path
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min)?\s*\Z")
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, None: 1.0}
+
+
+def parse_timeout_ms(text: str | None) -> int:
+    """``100ms``, ``2s``, ``1.5s`` or a bare number of milliseconds; 0 = off."""
+    if text is None:
+        return 0
+    match = _DURATION.match(text)
+    if match is None:
+        raise UsageError(f"--statement-timeout: {text!r} is not a duration like 100ms or 2s")
+    ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    if 0 < ms < 1:
+        raise UsageError(f"--statement-timeout: {text!r} is below PostgreSQL's 1 ms resolution")
+    return round(ms)
 
 
 def pick_seed(seed: int | None) -> int:

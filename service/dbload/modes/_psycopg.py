@@ -24,6 +24,12 @@ from dbload.workload.stream import ParameterStream
 _IDLE = pq.TransactionStatus.IDLE
 
 
+def connect_kwargs(plan: Plan) -> dict[str, Any]:
+    """Connection options shared by the sequential and threads modes."""
+    options = " ".join(f"-c {k}={v}" for k, v in plan.server_settings().items())
+    return {"autocommit": True, **({"options": options} if options else {})}
+
+
 def prepare_all(conn: psycopg.Connection[Any], plan: Plan) -> None:
     """Ask the server to prepare every statement, to fail before the clock starts.
 

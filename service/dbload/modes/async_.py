@@ -137,7 +137,11 @@ async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> No
     n = plan.concurrency
     try:
         pool = await asyncpg.create_pool(
-            min_size=n, max_size=n, timeout=30, **connect_kwargs(plan.dsn)
+            min_size=n,
+            max_size=n,
+            timeout=30,
+            server_settings=plan.server_settings(),
+            **connect_kwargs(plan.dsn),
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"could not open {n} connections: {type(exc).__name__}") from None

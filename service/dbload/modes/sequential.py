@@ -8,7 +8,7 @@ import psycopg
 
 from dbload.config import Plan
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import prepare_all, run_worker
+from dbload.modes._psycopg import connect_kwargs, prepare_all, run_worker
 from dbload.modes.base import Executor, deadline_ns
 
 
@@ -17,7 +17,7 @@ class SequentialExecutor(Executor):
     driver = f"psycopg {psycopg.__version__}"
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
-        with psycopg.connect(plan.dsn, autocommit=True) as conn:
+        with psycopg.connect(plan.dsn, **connect_kwargs(plan)) as conn:
             prepare_all(conn, plan)
             recorder.begin(plan.warmup_s)
             try:

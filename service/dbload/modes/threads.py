@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from dbload.config import Plan
 from dbload.errors import DatabaseError
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import prepare_all, run_worker
+from dbload.modes._psycopg import connect_kwargs, prepare_all, run_worker
 from dbload.modes.base import Executor, deadline_ns
 
 
@@ -43,7 +43,7 @@ class ThreadsExecutor(Executor):
                     run_worker(conn, plan, client_id, recorder, deadline[0], stop)
 
         pool = ConnectionPool(
-            plan.dsn, min_size=n, max_size=n, kwargs={"autocommit": True}, open=False
+            plan.dsn, min_size=n, max_size=n, kwargs=connect_kwargs(plan), open=False
         )
         with pool, ThreadPoolExecutor(max_workers=n, thread_name_prefix="dbload") as threads:
             try:
