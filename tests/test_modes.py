@@ -251,3 +251,33 @@ def test_statement_timeout_fails_the_transaction_and_keeps_the_connection(
     assert result.ok + result.failed == 16
     assert 0 < result.failed < 16
     assert result.errors == {"57014": result.failed}
+
+
+def _kill_backends(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_killed_connections_are_counted_and_the_run_goes_on(seeded_dsn: str, mode: str) -> None:
+    killed: list[int] = []
+    timer = threading.Timer(0.8, lambda: killed.append(_kill_backends(seeded_dsn)))
+    timer.start()
+    options = prepare_options(
+        workload="select", mode=mode, concurrency=_concurrency(mode, 3), duration=2.5
+    )
+    result = run_on(_db(seeded_dsn), 1, options)
+    timer.join()
+    assert killed and killed[0] >= 1
+    assert not result.interrupted
+    assert 1 <= result.failed <= killed[0]
+    # admin_shutdown, or a class 08 connection exception, depending on the driver
+    assert all(code == "57P01" or code.startswith("08") for code in result.errors)
+    # the workers reconnected: transactions succeeded in the last interval
+    assert result.series[-1].transactions > 0
+    assert result.ok > 0

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import pq
 
 from dbload.config import Plan
-from dbload.errors import RunError
 from dbload.measure.recorder import Recorder
 from dbload.modes.base import prepare_error
 from dbload.workload.model import SLEEP
 from dbload.workload.stream import ParameterStream
 
 _IDLE = pq.TransactionStatus.IDLE
+LOST_CONNECTION = "08006"  # connection_failure: the socket closed with no SQLSTATE
+RECONNECT_FIRST_S = 0.05
+RECONNECT_MAX_S = 2.0
 
 
 def connect_kwargs(plan: Plan) -> dict[str, Any]:
@@ -41,6 +44,8 @@ def prepare_all(conn: psycopg.Connection[Any], plan: Plan) -> None:
     for index, statement in enumerate(plan.workload.statements):
         name = f"dbload_check_{index}".encode()
         result = pgconn.prepare(name, statement.sql.encode())
+        if pgconn.status != pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the connection was lost while preparing")
         if result.status != pq.ExecStatus.COMMAND_OK:
             message = (result.error_message or b"").decode(errors="replace")
             raise prepare_error(statement, _strip_severity(message))
@@ -51,6 +56,9 @@ def _strip_severity(message: str) -> str:
     return message.removeprefix("ERROR:").strip()
 
 
+Reconnect = Callable[[psycopg.Connection[Any]], "psycopg.Connection[Any] | None"]
+
+
 def run_worker(
     conn: psycopg.Connection[Any],
     plan: Plan,
@@ -58,12 +66,16 @@ def run_worker(
     recorder: Recorder,
     deadline: int | None,
     stop: threading.Event,
-) -> None:
-    """One client: run this worker's share of the batch on its own connection."""
+    reconnect: Reconnect,
+) -> psycopg.Connection[Any]:
+    """One client: run this worker's share of the batch on its own connection.
+
+    A lost connection counts as a failed transaction; ``reconnect`` gives a
+    new one (or None once the run is stopping). Returns the connection in use.
+    """
     stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
     quota = plan.quota(client_id)
-    cursor = psycopg.RawCursor(conn)
-    execute = cursor.execute
+    execute = psycopg.RawCursor(conn).execute
     sqls = [s.sql for s in plan.workload.statements]
     perf = time.perf_counter_ns
     record = recorder.record
@@ -88,17 +100,53 @@ def run_worker(
                 step_ns.append(now - t)
                 t = now
         except psycopg.Error as exc:
-            error = _classify(conn, exc, client_id)
+            error = _recover(conn, exc)
             t = perf()
         record(start, t, txn.steps, step_ns, error)
         if start >= measure_from:
             done += 1
+        if conn.closed:
+            fresh = reconnect(conn)
+            if fresh is None:
+                break
+            conn = fresh
+            execute = psycopg.RawCursor(conn).execute
+    return conn
 
 
-def _classify(conn: psycopg.Connection[Any], exc: psycopg.Error, client_id: int) -> str:
-    """The error's SQLSTATE, after putting the connection back to idle."""
-    if conn.closed or conn.broken:
-        raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}") from None
-    if conn.info.transaction_status != _IDLE:
-        conn.execute("ROLLBACK")
-    return exc.sqlstate or type(exc).__name__
+def _recover(conn: psycopg.Connection[Any], exc: psycopg.Error) -> str:
+    """The error's SQLSTATE, with the connection back to idle when it survived."""
+    lost = conn.closed or conn.broken
+    code = exc.sqlstate or (LOST_CONNECTION if lost else type(exc).__name__)
+    if not lost and conn.info.transaction_status != _IDLE:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            lost = True
+    if lost:
+        conn.close()  # the worker asks for a new one
+    return code
+
+
+def retry_connect(
+    connect: Callable[[], psycopg.Connection[Any]],
+    release: Callable[[psycopg.Connection[Any]], None],
+    plan: Plan,
+    stop: threading.Event,
+) -> psycopg.Connection[Any] | None:
+    """``connect()`` and prepare again, with backoff while the server is away;
+    a connection that fails on the way is handed to ``release``."""
+    delay = RECONNECT_FIRST_S
+    while not stop.is_set():
+        try:
+            conn = connect()
+        except psycopg.Error:
+            stop.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            continue
+        try:
+            prepare_all(conn, plan)
+            return conn
+        except psycopg.Error:
+            release(conn)
+    return None

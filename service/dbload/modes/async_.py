@@ -8,6 +8,7 @@ two thirds of the throughput, SPEC §3). uvloop is used when installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -17,7 +18,7 @@ import asyncpg
 from psycopg.conninfo import conninfo_to_dict
 
 from dbload.config import Plan
-from dbload.errors import DatabaseError, RunError
+from dbload.errors import DatabaseError
 from dbload.measure.recorder import Recorder
 from dbload.modes.base import Executor, deadline_ns, prepare_error
 from dbload.workload.model import SLEEP, Value
@@ -27,6 +28,11 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
     uvloop = None  # type: ignore[assignment]
+
+# A lost connection has no SQLSTATE of its own when the socket just closes.
+LOST_CONNECTION = "08006"  # connection_failure
+RECONNECT_FIRST_S = 0.05
+RECONNECT_MAX_S = 2.0
 
 # asyncpg encodes parameters in binary by their server-inferred type, so a
 # value must have a matching Python type; pgbench sends text and lets the
@@ -78,9 +84,50 @@ async def _prepare_all(conn: asyncpg.Connection, plan: Plan) -> list[_Prepared]:
     return prepared
 
 
+class _Session:
+    """One worker's connection and its prepared statements; replaced whole
+    when the connection is lost."""
+
+    def __init__(self, pool: asyncpg.Pool, conn: asyncpg.Connection, prepared: list[_Prepared]):
+        self.pool = pool
+        self.conn = conn
+        self.prepared = prepared
+        self.from_pool = True
+
+    async def reconnect(self, plan: Plan, stop: threading.Event) -> bool:
+        """A fresh connection, prepared again; retried with backoff (the
+        server may be restarting) until it works or ``stop`` is set.
+
+        The replacement is a connection of its own, not the pool's: asyncpg's
+        pool detaches a connection it sees die, and handing the dead proxy
+        back races with that bookkeeping.
+        """
+        await self.close()
+        delay = RECONNECT_FIRST_S
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(
+                    timeout=10, server_settings=plan.server_settings(), **connect_kwargs(plan.dsn)
+                )
+                self.prepared = await _prepare_all(conn, plan)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            self.conn, self.from_pool = conn, False
+            return True
+        return False
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # it may be dead or detached already
+            if self.from_pool:
+                await self.pool.release(self.conn, timeout=5)
+            else:
+                await self.conn.close(timeout=5)
+
+
 async def _worker(
-    conn: asyncpg.Connection,
-    prepared: list[_Prepared],
+    session: _Session,
     plan: Plan,
     client_id: int,
     recorder: Recorder,
@@ -92,6 +139,7 @@ async def _worker(
     perf = time.perf_counter_ns
     record = recorder.record
     measure_from = recorder.measure_from_ns
+    prepared = session.prepared
     done = 0
     while not stop.is_set() and (quota is None or done < quota):
         txn = stream.next()
@@ -112,24 +160,43 @@ async def _worker(
                 now = perf()
                 step_ns.append(now - t)
                 t = now
-        except asyncpg.PostgresError as exc:
-            error = await _classify(conn, exc, client_id)
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            OSError,
+        ) as exc:
+            error = await _recover(session, exc)
             t = perf()
-        except (OSError, asyncpg.InterfaceError) as exc:
-            raise RunError(
-                f"worker {client_id} lost its connection: {type(exc).__name__}"
-            ) from None
         record(start, t, txn.steps, step_ns, error)
         if start >= measure_from:
             done += 1
+        if _lost(session.conn):
+            if not await session.reconnect(plan, stop):
+                break
+            prepared = session.prepared
 
 
-async def _classify(conn: asyncpg.Connection, exc: asyncpg.PostgresError, client_id: int) -> str:
-    if conn.is_closed():
-        raise RunError(f"worker {client_id} lost its connection: {type(exc).__name__}")
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-    return str(exc.sqlstate or type(exc).__name__)
+def _lost(conn: asyncpg.Connection) -> bool:
+    """Closed, or already detached by the pool (it does that to a dead one)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
+async def _recover(session: _Session, exc: Exception) -> str:
+    """The error's SQLSTATE, with the connection back to idle when it survived."""
+    conn = session.conn
+    lost = _lost(conn)
+    code = getattr(exc, "sqlstate", None) or (LOST_CONNECTION if lost else type(exc).__name__)
+    if not lost and conn.is_in_transaction():
+        try:
+            await conn.execute("ROLLBACK")
+        except Exception:  # mid-protocol after a fault (InternalClientError): give up on it
+            with contextlib.suppress(Exception):
+                conn.terminate()  # the worker sees it closed and reconnects
+    return str(code)
 
 
 async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
@@ -145,25 +212,30 @@ async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> No
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"could not open {n} connections: {type(exc).__name__}") from None
-    async with pool:
-        conns = [await pool.acquire() for _ in range(n)]
+    try:
+        sessions = [_Session(pool, await pool.acquire(), []) for _ in range(n)]
         try:
-            prepared = [await _prepare_all(conn, plan) for conn in conns]
+            for session in sessions:
+                session.prepared = await _prepare_all(session.conn, plan)
             recorder.begin(plan.warmup_s)
             deadline = deadline_ns(plan, recorder)
             try:
                 tasks = [
                     asyncio.create_task(
-                        _worker(conn, prep, plan, i, recorder, deadline, stop), name=f"worker-{i}"
+                        _worker(session, plan, i, recorder, deadline, stop), name=f"worker-{i}"
                     )
-                    for i, (conn, prep) in enumerate(zip(conns, prepared, strict=True))
+                    for i, session in enumerate(sessions)
                 ]
                 await _gather_or_fail(tasks, stop)
             finally:
                 recorder.finish()
         finally:
-            for conn in conns:
-                await pool.release(conn)
+            for session in sessions:
+                await session.close()
+    finally:
+        # terminate, not close: close() would wait on connections the pool
+        # detached when they died
+        pool.terminate()
 
 
 async def _gather_or_fail(tasks: list[asyncio.Task[None]], stop: threading.Event) -> None:

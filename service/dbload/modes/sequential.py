@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import psycopg
 
 from dbload.config import Plan
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import connect_kwargs, prepare_all, run_worker
+from dbload.modes._psycopg import connect_kwargs, prepare_all, retry_connect, run_worker
 from dbload.modes.base import Executor, deadline_ns
 
 
@@ -17,10 +18,24 @@ class SequentialExecutor(Executor):
     driver = f"psycopg {psycopg.__version__}"
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
-        with psycopg.connect(plan.dsn, **connect_kwargs(plan)) as conn:
+        def connect() -> psycopg.Connection[Any]:
+            return psycopg.connect(plan.dsn, **connect_kwargs(plan))
+
+        conn = connect()
+        try:
             prepare_all(conn, plan)
             recorder.begin(plan.warmup_s)
             try:
-                run_worker(conn, plan, 0, recorder, deadline_ns(plan, recorder), stop)
+                conn = run_worker(
+                    conn,
+                    plan,
+                    0,
+                    recorder,
+                    deadline_ns(plan, recorder),
+                    stop,
+                    lambda _lost: retry_connect(connect, psycopg.Connection.close, plan, stop),
+                )
             finally:
                 recorder.finish()
+        finally:
+            conn.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -16,7 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from dbload.config import Plan
 from dbload.errors import DatabaseError
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import connect_kwargs, prepare_all, run_worker
+from dbload.modes._psycopg import connect_kwargs, prepare_all, retry_connect, run_worker
 from dbload.modes.base import Executor, deadline_ns
 
 
@@ -32,7 +33,12 @@ class ThreadsExecutor(Executor):
         deadline: list[int | None] = [None]
 
         def worker(pool: ConnectionPool, client_id: int) -> None:
-            with pool.connection() as conn:
+            def reconnect(lost: psycopg.Connection[Any]) -> psycopg.Connection[Any] | None:
+                pool.putconn(lost)  # the pool sees it is closed and replaces it
+                return retry_connect(lambda: pool.getconn(timeout=10), pool.putconn, plan, stop)
+
+            conn = pool.getconn()
+            try:
                 try:
                     prepare_all(conn, plan)
                 except BaseException as exc:
@@ -40,7 +46,9 @@ class ThreadsExecutor(Executor):
                 ready.wait()
                 go.wait()
                 if not stop.is_set():
-                    run_worker(conn, plan, client_id, recorder, deadline[0], stop)
+                    conn = run_worker(conn, plan, client_id, recorder, deadline[0], stop, reconnect)
+            finally:
+                pool.putconn(conn)
 
         pool = ConnectionPool(
             plan.dsn, min_size=n, max_size=n, kwargs=connect_kwargs(plan), open=False
