@@ -40,9 +40,3 @@ class DatabaseError(DbloadError):
     """No database could be reached, started or used."""
 
     exit_code = 3
-
-
-class RunError(DbloadError):
-    """The run itself failed (a worker lost its connection, too many errors)."""
-
-    exit_code = 1
