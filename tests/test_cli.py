@@ -275,3 +275,28 @@ def test_signal_stops_the_run_and_keeps_the_partial_result(
 def test_bad_statement_timeout(value: str) -> None:
     code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, "--statement-timeout", value, "-n", "5")
     _one_line_error(code, err, "--statement-timeout")
+
+
+@pytest.mark.parametrize("mode", ["sequential", "threads", "async"])
+def test_max_errors_aborts_and_keeps_the_partial_result(
+    seeded_dsn: str, tmp_path: Path, mode: str
+) -> None:
+    path = _script(tmp_path, "div.sql", "\\set d random(0, 1)\nSELECT 1 / :d;\n")
+    out_file = tmp_path / "r.json"
+    code, out, err = _cli(
+        "run", "--mode", mode, "-c", "2", "--dsn", seeded_dsn, "-f", path, "-n", "100000",
+        "--max-errors", "5", "--seed", "2", "--json", str(out_file),
+    )  # fmt: skip
+    _one_line_error(code, err, "aborted after", "--max-errors")
+    assert code == 1
+    assert "aborted" in out and "tps" in out
+    data = json.loads(out_file.read_text())
+    assert data["aborted"] is True and data["interrupted"] is False
+    assert data["transactions"]["failed"] >= 5
+    assert data["transactions"]["count"] < 100000
+    assert data["errors"] == {"22012": data["transactions"]["failed"]}
+
+
+def test_max_errors_must_be_positive() -> None:
+    code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, "--max-errors", "0")
+    _one_line_error(code, err, "--max-errors")

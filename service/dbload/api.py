@@ -25,6 +25,7 @@ from dbload.config import (
     Plan,
     check_batch,
     check_concurrency,
+    check_max_errors,
     check_warmup,
     parse_timeout_ms,
     pick_seed,
@@ -62,6 +63,7 @@ class RunOptions:
     warmup_s: float
     seed: int
     statement_timeout_ms: int = 0
+    max_errors: int = 0  # 0: never abort
 
 
 def prepare_options(
@@ -76,6 +78,7 @@ def prepare_options(
     warmup: float = 0.0,
     seed: int | None = None,
     statement_timeout: str | None = None,
+    max_errors: int | None = None,
 ) -> RunOptions:
     """Validate every option and parse the scripts, before touching a database."""
     get_executor(mode)  # unknown mode fails here, first
@@ -89,6 +92,7 @@ def prepare_options(
         warmup_s=check_warmup(warmup),
         seed=pick_seed(seed),
         statement_timeout_ms=parse_timeout_ms(statement_timeout),
+        max_errors=check_max_errors(max_errors),
     )
 
 
@@ -104,6 +108,7 @@ def run(
     warmup: float = 0.0,
     seed: int | None = None,
     statement_timeout: str | None = None,
+    max_errors: int | None = None,
     dsn: str | None = None,
     db: str = "auto",
     stop: threading.Event | None = None,
@@ -129,6 +134,7 @@ def run(
         warmup=warmup,
         seed=seed,
         statement_timeout=statement_timeout,
+        max_errors=max_errors,
     )
     with database_ready(db, dsn) as (database, scale):
         return run_on(database, scale, options, stop=stop, observer=observer)
@@ -175,10 +181,13 @@ def run_on(
     recorder = Recorder(len(workload.statements))
     recorder.on_begin = lambda: _start_cpu_after(cpu, plan.warmup_s)
     recorder.on_finish = cpu.stop
+    if options.max_errors:
+        recorder.abort_after(options.max_errors, stop)
     started = dt.datetime.now(dt.UTC)
     with observer.running(plan, recorder.snapshot):
         executor.run(plan, recorder, stop)
-    return _result(plan, executor, recorder, cpu, info, started, interrupted=stop.is_set())
+    interrupted = stop.is_set() and not recorder.aborted
+    return _result(plan, executor, recorder, cpu, info, started, interrupted=interrupted)
 
 
 def _start_cpu_after(cpu: CpuMeter, warmup_s: float) -> None:
@@ -217,6 +226,7 @@ def _result(
         started_at=started.isoformat(timespec="seconds"),
         duration_s=recorder.measured_s,
         interrupted=interrupted,
+        aborted=recorder.aborted,
         ok=recorder.ok,
         failed=recorder.failed,
         statement_count=recorder.statement_count,

@@ -175,6 +175,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_errors: Annotated[
+        int | None,
+        typer.Option(
+            "--max-errors",
+            help="Abort (exit 1) after N failed transactions, keeping the partial result.",
+            show_default=False,
+        ),
+    ] = None,
     json_path: Annotated[
         Path | None,
         typer.Option(
@@ -209,6 +217,7 @@ def run(
         warmup=warmup,
         seed=seed,
         statement_timeout=statement_timeout,
+        max_errors=max_errors,
     )
     out = Console(quiet=quiet)
     if mode == "sequential" and concurrency not in (None, 1):
@@ -224,6 +233,10 @@ def run(
     if json_path is not None:
         write_json(json_path, to_dict(result))
         out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+    if result.aborted:
+        raise typer.Exit(
+            _fail(f"aborted after {result.failed} failed transactions (--max-errors)", 1)
+        )
     if caught:
         name = signal.Signals(caught[0]).name
         raise typer.Exit(_fail(f"interrupted by {name}; partial result reported", 128 + caught[0]))

@@ -115,6 +115,12 @@ def parse_timeout_ms(text: str | None) -> int:
     return round(ms)
 
 
+def check_max_errors(max_errors: int | None) -> int:
+    if max_errors is not None and max_errors < 1:
+        raise UsageError(f"--max-errors must be at least 1, got {max_errors}")
+    return max_errors or 0
+
+
 def pick_seed(seed: int | None) -> int:
     """A user seed, or a fresh one that the result records for replay."""
     return seed if seed is not None else secrets.randbelow(2**31)

@@ -65,11 +65,18 @@ class Recorder:
         # e.g. the CPU meter: sampled while the workers' connections still exist
         self.on_begin: Callable[[], None] | None = None
         self.on_finish: Callable[[], object] | None = None
+        self.aborted = False  # stopped by max_errors
+        self._max_errors = 0
+        self._stop: threading.Event | None = None
         self._lock = threading.Lock()
         self._next_tick_ns = 0
         self._buf: list[int] = []
         self._stmt_buf: list[list[int]] = [[] for _ in range(n_statements)]
         self._interval_errors = 0
+
+    def abort_after(self, max_errors: int, stop: threading.Event) -> None:
+        """Set ``stop`` once ``max_errors`` transactions have failed (--max-errors)."""
+        self._max_errors, self._stop = max_errors, stop
 
     # -- executor side -------------------------------------------------------
 
@@ -107,6 +114,9 @@ class Recorder:
                 self.failed += 1
                 self._interval_errors += 1
                 self.errors[error] = self.errors.get(error, 0) + 1
+                if self._stop is not None and self.failed >= self._max_errors:
+                    self.aborted = True
+                    self._stop.set()
             else:
                 self.ok += 1
                 self._buf.append((end_ns - start_ns) // 1000)

@@ -39,6 +39,7 @@ class Result:
     started_at: str  # ISO 8601, UTC
     duration_s: float  # measured window, warm-up excluded
     interrupted: bool
+    aborted: bool  # stopped by --max-errors
     ok: int
     failed: int
     statement_count: int

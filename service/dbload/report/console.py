@@ -40,7 +40,11 @@ def summary_table(result: Result) -> Table:
         if result.planned_transactions is not None
         else f"{result.planned_duration_s:g} s"
     )
-    status = " [bold red](interrupted)[/]" if result.interrupted else ""
+    status = ""
+    if result.aborted:
+        status = " [bold red](aborted: too many errors)[/]"
+    elif result.interrupted:
+        status = " [bold red](interrupted)[/]"
     table.add_row("mode", f"{result.mode} ({result.driver}){status}")
     table.add_row("workload", f"{result.workload}  [dim]{', '.join(result.scripts)}[/]")
     table.add_row("database", f"{db.kind}: {db.url}  [dim]PostgreSQL {db.server_version}[/]")

@@ -38,6 +38,7 @@ def to_dict(result: Result) -> dict[str, Any]:
         "started_at": result.started_at,
         "duration_s": round(result.duration_s, 4),
         "interrupted": result.interrupted,
+        "aborted": result.aborted,
         "transactions": {
             "count": result.ok + result.failed,
             "ok": result.ok,
