@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def with_database(dsn: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """A DSN with rights to create databases."""
     if dsn := os.environ.get("DBLOAD_TEST_DSN"):
         yield dsn
@@ -36,12 +38,16 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with postgres_container() as url:
             yield url
     else:
-        pgdata = Path(tmp_path_factory.mktemp("embedded")) / "pg"
+        # Not under pytest's basetemp: pytest deletes old basetemp dirs, which
+        # would pull the data directory from under a concurrent session's server.
+        root = Path(tempfile.mkdtemp(prefix="dbload-test-"))
+        pgdata = root / "pg"
         server = embedded.start(pgdata)
         try:
             yield server.url
         finally:
             embedded.stop(pgdata)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def create_database(server: str) -> str:

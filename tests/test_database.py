@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def test_wrong_password(pg_server: str) -> None:
     session started. Trust auth elsewhere accepts any password."""
     with psycopg.connect(pg_server, autocommit=True) as conn:
         hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-        if not hba.is_relative_to(Path("/tmp")) or not hba.exists():
+        if not hba.is_relative_to(tempfile.gettempdir()) or not hba.exists():
             pytest.skip("only the session's own embedded server has a pg_hba.conf we may edit")
         original = hba.read_text()
         conn.execute("CREATE ROLE dbload_pw_role LOGIN PASSWORD 'right-password'")
