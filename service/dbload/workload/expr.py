@@ -4,7 +4,7 @@ An expression is parsed once, when the script is loaded, into a tree of
 Python closures; evaluating it is then a handful of calls (the parameter
 stream runs it once per transaction, on the load generator's hot path).
 Semantics follow pgbench: integer arithmetic truncates toward zero like C,
-an operation with a double operand is double, comparisons give 1 or 0, and
+an operation with a double operand is double, comparisons give booleans (True is 1), and
 the random functions use pgbench's algorithms.
 """
 
@@ -75,6 +75,21 @@ def _checked(result: Number) -> Number:
     return result
 
 
+def _shift(a: int, by: int) -> int:
+    """``a << by`` (``by`` < 0 shifts right); C leaves oversized shifts undefined."""
+    if not -64 < by < 64:
+        raise EvalError("shift count out of range")
+    return a << by if by >= 0 else a >> -by
+
+
+def _math(fn: Callable[..., float], *args: Number) -> float:
+    """A math function whose domain or range errors are script errors."""
+    try:
+        return fn(*args)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        raise EvalError(f"{fn.__name__}: {exc}") from None
+
+
 def to_int(value: Number) -> int:
     """pgbench's coerceToInt: a double is rounded half-to-even (C's rint),
     so ``int(5.5)`` is 6 and ``int(-2.7)`` is -3, as pgbench prints them."""
@@ -123,8 +138,8 @@ _BINARY: dict[str, Callable[[Number, Number], Number]] = {
     "&": lambda a, b: to_int(a) & to_int(b),
     "|": lambda a, b: to_int(a) | to_int(b),
     "#": lambda a, b: to_int(a) ^ to_int(b),
-    "<<": lambda a, b: _checked(to_int(a) << to_int(b)),
-    ">>": lambda a, b: to_int(a) >> to_int(b),
+    "<<": lambda a, b: _checked(_shift(to_int(a), to_int(b))),
+    ">>": lambda a, b: _shift(to_int(a), -to_int(b)),
 }
 
 # Lowest to highest binding, as in pgbench's exprparse.y.
@@ -155,7 +170,16 @@ def _bounds(lb: Number, ub: Number) -> tuple[int, int]:
 
 def rand_uniform(rng: random.Random, lb: Number, ub: Number) -> int:
     lo, hi = _bounds(lb, ub)
-    return rng.randint(lo, hi)
+    return _draw(rng, lo, hi - lo + 1)
+
+
+def _draw(rng: random.Random, lo: int, span: int) -> int:
+    """Uniform in [lo, lo + span): one C call instead of randint's Python
+    layers; the bias is below 2**-52 * span. Folded and variable bounds use
+    this same formula, so a seed gives the same draws either way."""
+    if span >= 2**52:  # beyond a double's precision: let randint be exact
+        return rng.randint(lo, lo + span - 1)
+    return lo + int(rng.random() * span)
 
 
 def rand_gaussian(rng: random.Random, lb: Number, ub: Number, param: Number) -> int:
@@ -233,9 +257,9 @@ _FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., Number]]] = {
     "double": (1, 1, lambda rng, a: float(a)),
     "sqrt": (1, 1, lambda rng, a: _sqrt(a)),
     "ln": (1, 1, lambda rng, a: _ln(a)),
-    "exp": (1, 1, lambda rng, a: math.exp(a)),
-    "pow": (2, 2, lambda rng, a, b: math.pow(a, b)),
-    "power": (2, 2, lambda rng, a, b: math.pow(a, b)),
+    "exp": (1, 1, lambda rng, a: _math(math.exp, a)),
+    "pow": (2, 2, lambda rng, a, b: _math(math.pow, a, b)),
+    "power": (2, 2, lambda rng, a, b: _math(math.pow, a, b)),
     "pi": (0, 0, lambda rng: math.pi),
     "mod": (2, 2, lambda rng, a, b: _mod(a, b)),
     "least": (1, None, lambda rng, *a: _extreme(min, a)),
@@ -336,10 +360,12 @@ class _Parser:
                 return inner, value
             if value is not _VARIABLE:
                 number: Number = value  # type: ignore[assignment]
-                return _const(-number if tok.text == "-" else ~int(number))
+                if tok.text == "-":  # pgbench computes 0 - x: INT64_MIN overflows
+                    return _fold(lambda: _checked(-number))
+                return _const(~to_int(number))
             if tok.text == "-":
-                return (lambda v, r: -inner(v, r)), _VARIABLE
-            return (lambda v, r: ~int(inner(v, r))), _VARIABLE
+                return (lambda v, r: _checked(-inner(v, r))), _VARIABLE
+            return (lambda v, r: ~to_int(inner(v, r))), _VARIABLE
         return self.primary()
 
     def primary(self) -> Node:
@@ -420,7 +446,7 @@ class _Parser:
 def _fold(fn: Callable[[], Number]) -> Node:
     try:
         return _const(fn())
-    except EvalError as exc:
+    except (EvalError, ArithmeticError, ValueError) as exc:
         raise ExprError(str(exc)) from None
 
 
@@ -451,10 +477,9 @@ def _uniform(lb: Number, ub: Number) -> Node:
     except EvalError as exc:
         raise ExprError(str(exc)) from None
     span = hi - lo + 1
-    if span >= 2**52:  # beyond a double's precision: let randint be exact
-        return (lambda v, r: r.randint(lo, hi)), _VARIABLE
-    # one C call instead of randint's Python layers; bias is below 2**-52 * span
-    return (lambda v, r: lo + int(r.random() * span)), _VARIABLE
+    if span >= 2**52:
+        return (lambda v, r: _draw(r, lo, span)), _VARIABLE
+    return (lambda v, r: lo + int(r.random() * span)), _VARIABLE  # _draw, inlined
 
 
 def _apply(name: str, impl: Callable[..., Number], args: list[Node]) -> Node:

@@ -42,7 +42,7 @@ class Script:
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    name: str  # e.g. "select" or "a.sql@3+b.sql"
+    name: str  # e.g. "select", or "a+b" for scripts a.sql and b.sql
     scripts: tuple[Script, ...]
     statements: tuple[Statement, ...]  # every statement of every script, flattened
     defines: dict[str, Value] = field(default_factory=dict)  # -D name=value

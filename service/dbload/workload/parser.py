@@ -426,12 +426,18 @@ def _split_weight(spec: str, what: str) -> tuple[str, int]:
     return base, int(weight)
 
 
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+_FLOAT_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
+
+
 def _parse_define(value: str) -> Value:
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            continue
+    """A number when the whole value is one in ASCII digits, as pgbench's
+    strtol/strtod read it (Python's int() also takes ``1_000`` and other
+    scripts' digits); text otherwise."""
+    if _INT_TEXT.fullmatch(value):
+        return int(value)
+    if _FLOAT_TEXT.fullmatch(value):
+        return float(value)
     return value
 
 
