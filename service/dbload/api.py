@@ -229,6 +229,8 @@ def _result(
         aborted=recorder.aborted,
         ok=recorder.ok,
         failed=recorder.failed,
+        retried=recorder.retried,
+        retries=recorder.retries,
         statement_count=recorder.statement_count,
         warmup_transactions=recorder.warmup_transactions,
         latency=latency,

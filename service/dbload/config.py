@@ -33,12 +33,18 @@ class Plan:
     scale: int
     dsn: str  # may hold a password: never print it
     statement_timeout_ms: int = 0  # 0: the server's default
+    max_tries: int = 1  # tries per transaction on 40001/40P01 (--max-tries)
+    isolation: str | None = None  # default_transaction_isolation; None: the server's
+    cpu_work_ms: float = 0.0  # Python-side work per transaction (--cpu-work)
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every worker connection starts with."""
+        settings: dict[str, str] = {}
         if self.statement_timeout_ms:
-            return {"statement_timeout": f"{self.statement_timeout_ms}ms"}
-        return {}
+            settings["statement_timeout"] = f"{self.statement_timeout_ms}ms"
+        if self.isolation:
+            settings["default_transaction_isolation"] = self.isolation
+        return settings
 
     def quota(self, worker: int) -> int | None:
         """How many transactions worker ``worker`` runs (None: until the deadline).

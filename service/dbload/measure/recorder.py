@@ -56,6 +56,8 @@ class Recorder:
         self.series: list[Interval] = []
         self.ok = 0
         self.failed = 0
+        self.retried = 0  # transactions that needed more than one try (--max-tries)
+        self.retries = 0  # tries beyond the first, over all transactions
         self.statement_count = 0
         self.errors: dict[str, int] = {}
         self.warmup_transactions = 0
@@ -97,12 +99,15 @@ class Recorder:
         steps: Sequence[Step],
         step_ns: Sequence[int],
         error: str | None = None,
+        tries: int = 1,
     ) -> None:
         """One finished transaction.
 
         ``step_ns[i]`` is the duration of ``steps[i]``; a failed transaction
         passes the durations of the steps that completed and the SQLSTATE
-        (or a short code for non-SQL failures) as ``error``.
+        (or a short code for non-SQL failures) as ``error``. ``tries`` counts
+        the attempts (>1 after serialization failures or deadlocks); latency
+        spans them all, from the first start, as pgbench measures it.
         """
         if start_ns < self.measure_from_ns:
             self.warmup_transactions += 1
@@ -110,6 +115,9 @@ class Recorder:
         with self._lock:
             while end_ns >= self._next_tick_ns:
                 self._roll()
+            if tries > 1:
+                self.retried += 1
+                self.retries += tries - 1
             if error is not None:
                 self.failed += 1
                 self._interval_errors += 1

@@ -52,6 +52,8 @@ class Result:
     database: DatabaseInfo
     histogram: str  # base64 HdrHistogram of transaction latency, µs
     versions: dict[str, str] = field(default_factory=dict)
+    retried: int = 0  # transactions that needed more than one try
+    retries: int = 0  # tries beyond the first
 
     @property
     def tps(self) -> float:

@@ -199,9 +199,16 @@ async def _recover(session: _Session, exc: Exception) -> str:
     return str(code)
 
 
-async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
-    """The async executor as a coroutine, for callers that own an event loop."""
-    n = plan.concurrency
+async def run_async(
+    plan: Plan, recorder: Recorder, stop: threading.Event, clients: range | None = None
+) -> None:
+    """The async executor as a coroutine, for callers that own an event loop.
+
+    ``clients`` picks which of the plan's workers this loop runs (processes
+    mode gives each process its share); by default, all of them.
+    """
+    clients = range(plan.concurrency) if clients is None else clients
+    n = len(clients)
     try:
         pool = await asyncpg.create_pool(
             min_size=n,
@@ -224,7 +231,7 @@ async def run_async(plan: Plan, recorder: Recorder, stop: threading.Event) -> No
                     asyncio.create_task(
                         _worker(session, plan, i, recorder, deadline, stop), name=f"worker-{i}"
                     )
-                    for i, session in enumerate(sessions)
+                    for i, session in zip(clients, sessions, strict=True)
                 ]
                 await _gather_or_fail(tasks, stop)
             finally:

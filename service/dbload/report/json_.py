@@ -43,6 +43,8 @@ def to_dict(result: Result) -> dict[str, Any]:
             "count": result.ok + result.failed,
             "ok": result.ok,
             "failed": result.failed,
+            "retried": result.retried,
+            "retries": result.retries,
             "per_second": round(result.tps, 3),
             "warmup": result.warmup_transactions,
         },
