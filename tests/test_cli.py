@@ -300,3 +300,57 @@ def test_max_errors_aborts_and_keeps_the_partial_result(
 def test_max_errors_must_be_positive() -> None:
     code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, "--max-errors", "0")
     _one_line_error(code, err, "--max-errors")
+
+
+def _start_long_run(
+    dsn: str, tmp_path: Path, mode: str, *extra: str
+) -> subprocess.Popen[str]:
+    """A run whose every transaction waits 60 s on the server, once it has started."""
+    script = _script(tmp_path, "long.sql", "SELECT pg_sleep(60);\n")
+    clients = ["-c", "2"] if mode != "sequential" else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbload", "run", "--mode", mode, *clients, "-f", script, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DBLOAD_DSN": dsn},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("database:")
+    time.sleep(0.5)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sequential", "threads", "async"])
+def test_ctrl_c_cancels_in_flight_transactions_after_the_grace_period(
+    seeded_dsn: str, tmp_path: Path, mode: str
+) -> None:
+    out_file = tmp_path / "r.json"
+    proc = _start_long_run(seeded_dsn, tmp_path, mode, "--json", str(out_file))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # 60 s without the cancel
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.startswith("dbload: error: interrupted")
+    assert "cancelled" in out
+    data = json.loads(out_file.read_text())
+    assert data["interrupted"] is True
+    assert data["transactions"]["cancelled"] == (1 if mode == "sequential" else 2)
+    assert data["transactions"]["failed"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sequential", "threads", "async"])
+def test_second_ctrl_c_exits_at_once_without_a_traceback(
+    seeded_dsn: str, tmp_path: Path, mode: str
+) -> None:
+    out_file = tmp_path / "r.json"
+    proc = _start_long_run(seeded_dsn, tmp_path, mode, "--json", str(out_file))
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["dbload: error: interrupted"]
+    assert not out_file.exists()  # nothing half-written either

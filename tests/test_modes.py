@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from dbload.api import RunOptions, prepare_options, run_on
 from dbload.database.resolve import Database
-from dbload.errors import WorkloadError
+from dbload.errors import UsageError, WorkloadError
 from dbload.measure.result import Result
 from dbload.modes import MODES
 
@@ -302,3 +303,136 @@ def test_tpcb_balances_stay_consistent_through_killed_connections(
     # every transaction dbload counted ok committed; one cut between the
     # server's COMMIT and its reply may have committed too (outcome unknown)
     assert result.ok <= rows <= result.ok + result.failed
+
+
+CONCURRENT_MODES = [m for m in ALL_MODES if m != "sequential"]
+
+# Read, wait, then write the same row: under REPEATABLE READ a concurrent
+# client's commit in between makes the UPDATE fail with 40001, every time.
+CONFLICT_SCRIPT = """\
+BEGIN;
+SELECT n FROM dbload_test_conflict WHERE id = 1;
+\\sleep 2 ms
+UPDATE dbload_test_conflict SET n = n + 1 WHERE id = 1;
+END;
+"""
+
+
+@pytest.fixture
+def conflict_script(seeded_dsn: str, tmp_path: Path) -> Iterator[str]:
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE dbload_test_conflict (id int PRIMARY KEY, n int NOT NULL)")
+        conn.execute("INSERT INTO dbload_test_conflict VALUES (1, 0)")
+    path = tmp_path / "conflict.sql"
+    path.write_text(CONFLICT_SCRIPT)
+    yield str(path)
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE dbload_test_conflict")
+
+
+def _conflict_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT n FROM dbload_test_conflict WHERE id = 1").fetchone()
+    return int(row[0]) if row else -1
+
+
+@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+def test_serialization_failures_fail_without_retries(
+    seeded_dsn: str, mode: str, conflict_script: str
+) -> None:
+    result = _run(
+        seeded_dsn,
+        files=[conflict_script],
+        mode=mode,
+        concurrency=4,
+        transactions=120,
+        isolation="repeatable-read",
+    )
+    assert result.ok + result.failed == 120
+    assert result.failed > 0 and result.errors == {"40001": result.failed}
+    assert (result.retried, result.retries) == (0, 0)
+    assert _conflict_count(seeded_dsn) == result.ok  # a failed try left nothing behind
+
+
+@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+def test_serialization_failures_are_retried_up_to_max_tries(
+    seeded_dsn: str, mode: str, conflict_script: str
+) -> None:
+    result = _run(
+        seeded_dsn,
+        files=[conflict_script],
+        mode=mode,
+        concurrency=4,
+        transactions=120,
+        isolation="repeatable-read",
+        max_tries=50,
+    )
+    assert result.ok + result.failed == 120
+    assert result.retried > 0 and result.retries >= result.retried
+    # each transaction is counted once, however many tries it took
+    assert result.latency.count == result.ok
+    assert set(result.errors) <= {"40001"}
+    assert result.failed < 120 - result.retried
+    assert _conflict_count(seeded_dsn) == result.ok
+    assert (result.max_tries, result.isolation) == (50, "repeatable read")
+
+
+@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+def test_tpcb_invariant_holds_with_retries_and_kills(
+    seeded_dsn: str, mode: str, restore_balances: None
+) -> None:
+    """Issue 5's invariant: balances and history agree after conflicts, retries and kills."""
+    killed: list[int] = []
+    timer = threading.Timer(0.7, lambda: killed.append(_kill_backends(seeded_dsn)))
+    timer.start()
+    options = prepare_options(
+        workload="tpcb",
+        mode=mode,
+        concurrency=4,
+        duration=2.0,
+        seed=5,
+        isolation="serializable",
+        max_tries=10,
+    )
+    result = run_on(_db(seeded_dsn), 1, options)
+    timer.join()
+    assert killed and killed[0] >= 1
+    assert result.retried > 0  # one branch row: serializable conflicts are certain
+    accounts, branches, tellers, history, rows = _sums(seeded_dsn)
+    assert accounts == branches == tellers == history
+    assert result.ok <= rows <= result.ok + result.failed
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "long.sql"
+    script.write_text("SELECT pg_sleep(60);\n")
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    options = prepare_options(files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2))
+    started = time.monotonic()
+    result = run_on(_db(seeded_dsn), 1, options, stop=stop)
+    elapsed = time.monotonic() - started
+    # not a speed threshold: without the cancel this would take 60 s
+    assert elapsed < 30
+    assert result.interrupted
+    assert result.cancelled == (1 if mode == "sequential" else 2)
+    assert (result.ok, result.failed) == (0, 0)
+    # the cancelled statements are gone from the server too
+    with psycopg.connect(seeded_dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
+            " AND state = 'active' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None and row[0] == 0
+
+
+def test_invalid_retry_options_are_refused() -> None:
+    with pytest.raises(UsageError, match="--max-tries"):
+        prepare_options(workload="select", max_tries=0)
+    with pytest.raises(UsageError, match="--isolation"):
+        prepare_options(workload="select", isolation="snapshot")
+    with pytest.raises(UsageError, match="--cpu-work"):
+        prepare_options(workload="select", cpu_work=-1)

@@ -36,6 +36,7 @@ class Plan:
     max_tries: int = 1  # tries per transaction on 40001/40P01 (--max-tries)
     isolation: str | None = None  # default_transaction_isolation; None: the server's
     cpu_work_ms: float = 0.0  # Python-side work per transaction (--cpu-work)
+    cpu_work_loops: int = 0  # the same, as calibrated loops of workload.cpu.burn
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every worker connection starts with."""
@@ -125,6 +126,37 @@ def check_max_errors(max_errors: int | None) -> int:
     if max_errors is not None and max_errors < 1:
         raise UsageError(f"--max-errors must be at least 1, got {max_errors}")
     return max_errors or 0
+
+
+def check_max_tries(max_tries: int | None) -> int:
+    if max_tries is not None and max_tries < 1:
+        raise UsageError(f"--max-tries must be at least 1 (1: no retry), got {max_tries}")
+    return max_tries or 1
+
+
+ISOLATION_LEVELS = {
+    "read-committed": "read committed",
+    "repeatable-read": "repeatable read",
+    "serializable": "serializable",
+}
+
+
+def check_isolation(isolation: str | None) -> str | None:
+    """The CLI's spelling (``repeatable-read``) to PostgreSQL's."""
+    if isolation is None:
+        return None
+    level = ISOLATION_LEVELS.get(isolation.strip().lower().replace(" ", "-").replace("_", "-"))
+    if level is None:
+        raise UsageError(
+            f"--isolation: unknown level {isolation!r}; choose one of {', '.join(ISOLATION_LEVELS)}"
+        )
+    return level
+
+
+def check_cpu_work(ms: float | None) -> float:
+    if ms is not None and not 0 <= ms <= 10_000:
+        raise UsageError(f"--cpu-work must be between 0 and 10000 ms, got {ms}")
+    return ms or 0.0
 
 
 def pick_seed(seed: int | None) -> int:

@@ -7,6 +7,7 @@ the same way in pgbench, in psycopg and (after conversion) in asyncpg.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from psycopg import pq
 
 from dbload.config import Plan
 from dbload.measure.recorder import Recorder
-from dbload.modes.base import prepare_error
+from dbload.modes.base import QUERY_CANCELED, RETRYABLE, prepare_error
+from dbload.workload.cpu import burn
 from dbload.workload.model import SLEEP
 from dbload.workload.stream import ParameterStream
 
@@ -29,8 +31,13 @@ RECONNECT_MAX_S = 2.0
 
 def connect_kwargs(plan: Plan) -> dict[str, Any]:
     """Connection options shared by the sequential and threads modes."""
-    options = " ".join(f"-c {k}={v}" for k, v in plan.server_settings().items())
+    options = " ".join(f"-c {k}={_escape(v)}" for k, v in plan.server_settings().items())
     return {"autocommit": True, **({"options": options} if options else {})}
+
+
+def _escape(value: str) -> str:
+    """libpq splits ``options`` on spaces: "repeatable read" needs its backslash."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 def prepare_all(conn: psycopg.Connection[Any], plan: Plan) -> None:
@@ -59,6 +66,22 @@ def _strip_severity(message: str) -> str:
 Reconnect = Callable[[psycopg.Connection[Any]], "psycopg.Connection[Any] | None"]
 
 
+class InFlight:
+    """The connection each worker uses now, so another thread can cancel
+    their statements when the grace period after Ctrl-C runs out."""
+
+    def __init__(self) -> None:
+        self._conns: dict[int, psycopg.Connection[Any]] = {}
+
+    def use(self, client_id: int, conn: psycopg.Connection[Any]) -> None:
+        self._conns[client_id] = conn
+
+    def cancel_all(self) -> None:
+        for conn in list(self._conns.values()):
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel_safe(timeout=2)
+
+
 def run_worker(
     conn: psycopg.Connection[Any],
     plan: Plan,
@@ -67,11 +90,16 @@ def run_worker(
     deadline: int | None,
     stop: threading.Event,
     reconnect: Reconnect,
+    in_flight: InFlight,
 ) -> psycopg.Connection[Any]:
     """One client: run this worker's share of the batch on its own connection.
 
     A lost connection counts as a failed transaction; ``reconnect`` gives a
-    new one (or None once the run is stopping). Returns the connection in use.
+    new one (or None once the run is stopping). A serialization failure or
+    deadlock is run again with the same parameters, up to ``plan.max_tries``
+    tries. Returns the connection in use.
+
+    Twin of ``async_._worker``: a change to one belongs in the other.
     """
     stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
     quota = plan.quota(client_id)
@@ -80,29 +108,43 @@ def run_worker(
     perf = time.perf_counter_ns
     record = recorder.record
     measure_from = recorder.measure_from_ns
+    max_tries, loops = plan.max_tries, plan.cpu_work_loops
+    in_flight.use(client_id, conn)
     done = 0
     while not stop.is_set() and (quota is None or done < quota):
         txn = stream.next()
         start = perf()
         if deadline is not None and start >= deadline:
             break
-        step_ns: list[int] = []
-        error: str | None = None
-        t = start
-        try:
-            for index, args in txn.steps:
-                if index == SLEEP:
-                    time.sleep(float(args[0]))
-                else:
-                    execute(sqls[index], [str(a) for a in args], prepare=True)
-                # one clock read per step: the end of one is the start of the next
-                now = perf()
-                step_ns.append(now - t)
-                t = now
-        except psycopg.Error as exc:
-            error = _recover(conn, exc)
-            t = perf()
-        record(start, t, txn.steps, step_ns, error)
+        if loops:
+            burn(loops)
+        tries = 0
+        while True:
+            tries += 1
+            step_ns: list[int] = []
+            error: str | None = None
+            t = perf() if tries > 1 or loops else start
+            try:
+                for index, args in txn.steps:
+                    if index == SLEEP:
+                        time.sleep(float(args[0]))
+                    else:
+                        execute(sqls[index], [str(a) for a in args], prepare=True)
+                    # one clock read per step: the end of one is the start of the next
+                    now = perf()
+                    step_ns.append(now - t)
+                    t = now
+            except psycopg.Error as exc:
+                error = _recover(conn, exc)
+                t = perf()
+                retry = error in RETRYABLE and tries < max_tries
+                if retry and _may_retry(conn, stop, deadline, t):
+                    continue
+            break
+        if error == QUERY_CANCELED and stop.is_set():
+            recorder.cancel()
+        else:
+            record(start, t, txn.steps, step_ns, error, tries)
         if start >= measure_from:
             done += 1
         if conn.closed:
@@ -111,7 +153,15 @@ def run_worker(
                 break
             conn = fresh
             execute = psycopg.RawCursor(conn).execute
+            in_flight.use(client_id, conn)
     return conn
+
+
+def _may_retry(
+    conn: psycopg.Connection[Any], stop: threading.Event, deadline: int | None, now: int
+) -> bool:
+    """pgbench's rule: no retry once the run is over or the connection is gone."""
+    return not conn.closed and not stop.is_set() and (deadline is None or now < deadline)
 
 
 def _recover(conn: psycopg.Connection[Any], exc: psycopg.Error) -> str:

@@ -20,7 +20,14 @@ from psycopg.conninfo import conninfo_to_dict
 from dbload.config import Plan
 from dbload.errors import DatabaseError
 from dbload.measure.recorder import Recorder
-from dbload.modes.base import Executor, deadline_ns, prepare_error
+from dbload.modes.base import (
+    RETRYABLE,
+    Executor,
+    cancel_after_grace,
+    deadline_ns,
+    prepare_error,
+)
+from dbload.workload.cpu import burn
 from dbload.workload.model import SLEEP, Value
 from dbload.workload.stream import ParameterStream
 
@@ -134,11 +141,13 @@ async def _worker(
     deadline: int | None,
     stop: threading.Event,
 ) -> None:
+    """Twin of ``_psycopg.run_worker``: a change to one belongs in the other."""
     stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
     quota = plan.quota(client_id)
     perf = time.perf_counter_ns
     record = recorder.record
     measure_from = recorder.measure_from_ns
+    max_tries, loops = plan.max_tries, plan.cpu_work_loops
     prepared = session.prepared
     done = 0
     while not stop.is_set() and (quota is None or done < quota):
@@ -146,35 +155,52 @@ async def _worker(
         start = perf()
         if deadline is not None and start >= deadline:
             break
-        step_ns: list[int] = []
-        error: str | None = None
-        t = start
-        try:
-            for index, args in txn.steps:
-                if index == SLEEP:
-                    await asyncio.sleep(float(args[0]))
-                else:
-                    stmt = prepared[index]
-                    await stmt.fetch(*stmt.args(args))
-                # one clock read per step: the end of one is the start of the next
-                now = perf()
-                step_ns.append(now - t)
-                t = now
-        except (
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            asyncpg.InternalClientError,
-            OSError,
-        ) as exc:
-            error = await _recover(session, exc)
-            t = perf()
-        record(start, t, txn.steps, step_ns, error)
+        if loops:
+            burn(loops)
+        tries = 0
+        while True:
+            tries += 1
+            step_ns: list[int] = []
+            error: str | None = None
+            t = perf() if tries > 1 or loops else start
+            try:
+                for index, args in txn.steps:
+                    if index == SLEEP:
+                        await asyncio.sleep(float(args[0]))
+                    else:
+                        stmt = prepared[index]
+                        await stmt.fetch(*stmt.args(args))
+                    # one clock read per step: the end of one is the start of the next
+                    now = perf()
+                    step_ns.append(now - t)
+                    t = now
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                OSError,
+            ) as exc:
+                error = await _recover(session, exc)
+                t = perf()
+                retry = error in RETRYABLE and tries < max_tries
+                if retry and _may_retry(session, stop, deadline, t):
+                    continue
+            except asyncio.CancelledError:
+                recorder.cancel()  # the grace period after Ctrl-C ran out
+                raise
+            break
+        record(start, t, txn.steps, step_ns, error, tries)
         if start >= measure_from:
             done += 1
         if _lost(session.conn):
             if not await session.reconnect(plan, stop):
                 break
             prepared = session.prepared
+
+
+def _may_retry(session: _Session, stop: threading.Event, deadline: int | None, now: int) -> bool:
+    """pgbench's rule: no retry once the run is over or the connection is gone."""
+    return not _lost(session.conn) and not stop.is_set() and (deadline is None or now < deadline)
 
 
 def _lost(conn: asyncpg.Connection) -> bool:
@@ -226,6 +252,7 @@ async def run_async(
                 session.prepared = await _prepare_all(session.conn, plan)
             recorder.begin(plan.warmup_s)
             deadline = deadline_ns(plan, recorder)
+            finished = threading.Event()
             try:
                 tasks = [
                     asyncio.create_task(
@@ -233,8 +260,10 @@ async def run_async(
                     )
                     for i, session in zip(clients, sessions, strict=True)
                 ]
+                cancel_after_grace(stop, finished, _canceller(tasks))
                 await _gather_or_fail(tasks, stop)
             finally:
+                finished.set()
                 recorder.finish()
         finally:
             for session in sessions:
@@ -245,10 +274,22 @@ async def run_async(
         pool.terminate()
 
 
+def _canceller(tasks: list[asyncio.Task[None]]) -> Callable[[], None]:
+    """Cancel the workers from the grace watcher's thread; asyncpg then
+    cancels their statements on the server."""
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        for task in tasks:
+            loop.call_soon_threadsafe(task.cancel)
+
+    return cancel
+
+
 async def _gather_or_fail(tasks: list[asyncio.Task[None]], stop: threading.Event) -> None:
     """Wait for every worker; the first failure stops the others and is raised."""
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    failed = [t for t in done if t.exception() is not None]
+    failed = [t for t in done if not t.cancelled() and t.exception() is not None]
     if failed:
         stop.set()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 from dbload.config import Plan
 from dbload.errors import WorkloadError
 from dbload.measure.recorder import NS_PER_S, Recorder
 from dbload.workload.model import Statement
+
+# Serialization failure and deadlock: the server rolled the transaction back
+# and running it again is safe (--max-tries). A lost connection is not here:
+# its COMMIT may have landed, so a retry could apply the transaction twice.
+RETRYABLE = frozenset({"40001", "40P01"})
+QUERY_CANCELED = "57014"
+# After Ctrl-C, in-flight transactions get this long to finish before they
+# are cancelled: long enough for an OLTP transaction, short enough that a
+# user who pressed Ctrl-C is not kept waiting by a pg_sleep(60).
+GRACE_S = 2.0
 
 
 class Executor(ABC):
@@ -40,3 +51,24 @@ def prepare_error(statement: Statement, message: str) -> WorkloadError:
     """A statement the server rejected, named by file and line."""
     first_line = message.strip().splitlines()[0] if message.strip() else "rejected by the server"
     return WorkloadError(first_line, source=statement.source, line=statement.line)
+
+
+def cancel_after_grace(
+    stop: threading.Event,
+    finished: threading.Event,
+    cancel: Callable[[], None],
+    grace_s: float = GRACE_S,
+) -> threading.Thread:
+    """Once ``stop`` is set, wait ``grace_s`` for the run to finish, then
+    ``cancel()`` what is still in flight. Returns the (daemon) watcher."""
+
+    def watch() -> None:
+        while not finished.is_set():
+            if stop.wait(0.1):
+                if not finished.wait(grace_s):
+                    cancel()
+                return
+
+    watcher = threading.Thread(target=watch, name="dbload-grace", daemon=True)
+    watcher.start()
+    return watcher

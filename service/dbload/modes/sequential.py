@@ -9,8 +9,14 @@ import psycopg
 
 from dbload.config import Plan
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import connect_kwargs, prepare_all, retry_connect, run_worker
-from dbload.modes.base import Executor, deadline_ns
+from dbload.modes._psycopg import (
+    InFlight,
+    connect_kwargs,
+    prepare_all,
+    retry_connect,
+    run_worker,
+)
+from dbload.modes.base import Executor, cancel_after_grace, deadline_ns
 
 
 class SequentialExecutor(Executor):
@@ -25,6 +31,8 @@ class SequentialExecutor(Executor):
         try:
             prepare_all(conn, plan)
             recorder.begin(plan.warmup_s)
+            in_flight, finished = InFlight(), threading.Event()
+            cancel_after_grace(stop, finished, in_flight.cancel_all)
             try:
                 conn = run_worker(
                     conn,
@@ -34,8 +42,10 @@ class SequentialExecutor(Executor):
                     deadline_ns(plan, recorder),
                     stop,
                     lambda _lost: retry_connect(connect, psycopg.Connection.close, plan, stop),
+                    in_flight,
                 )
             finally:
+                finished.set()
                 recorder.finish()
         finally:
             conn.close()

@@ -17,8 +17,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from dbload.config import Plan
 from dbload.errors import DatabaseError
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import connect_kwargs, prepare_all, retry_connect, run_worker
-from dbload.modes.base import Executor, deadline_ns
+from dbload.modes._psycopg import (
+    InFlight,
+    connect_kwargs,
+    prepare_all,
+    retry_connect,
+    run_worker,
+)
+from dbload.modes.base import Executor, cancel_after_grace, deadline_ns
 
 
 class ThreadsExecutor(Executor):
@@ -31,6 +37,7 @@ class ThreadsExecutor(Executor):
         go = threading.Event()
         setup_errors: list[BaseException] = []
         deadline: list[int | None] = [None]
+        in_flight, finished = InFlight(), threading.Event()
 
         def worker(pool: ConnectionPool, client_id: int) -> None:
             def reconnect(lost: psycopg.Connection[Any]) -> psycopg.Connection[Any] | None:
@@ -46,7 +53,9 @@ class ThreadsExecutor(Executor):
                 ready.wait()
                 go.wait()
                 if not stop.is_set():
-                    conn = run_worker(conn, plan, client_id, recorder, deadline[0], stop, reconnect)
+                    conn = run_worker(
+                        conn, plan, client_id, recorder, deadline[0], stop, reconnect, in_flight
+                    )
             finally:
                 pool.putconn(conn)
 
@@ -66,6 +75,7 @@ class ThreadsExecutor(Executor):
                 raise setup_errors[0]
             recorder.begin(plan.warmup_s)
             deadline[0] = deadline_ns(plan, recorder)
+            cancel_after_grace(stop, finished, in_flight.cancel_all)
             go.set()
             try:
                 for future in futures:
@@ -74,4 +84,5 @@ class ThreadsExecutor(Executor):
                 stop.set()  # one worker failed (or Ctrl-C): the others stop too
                 raise
             finally:
+                finished.set()
                 recorder.finish()
