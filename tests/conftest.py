@@ -15,7 +15,9 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -27,6 +29,7 @@ from dbload.database import embedded
 from dbload.database.container import docker_available, postgres_container
 from dbload.database.redact import redact
 from dbload.errors import DatabaseError
+from dbload.measure.comparison import Comparison
 from dbload.schema.seed import ensure_ready
 
 TEST_DB_PREFIX = "dbload_test_"
@@ -78,6 +81,46 @@ def pg_server() -> Iterator[str]:
     finally:
         embedded.stop(pgdata)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def hba_server(pg_server: str) -> Iterator[str]:
+    """A server whose pg_hba.conf tests may change: the session's own
+    embedded server, else a private one (the 5432 server and containers are
+    not ours to reconfigure, and trust auth accepts any password)."""
+    with psycopg.connect(pg_server) as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+    if hba.is_relative_to(tempfile.gettempdir()) and hba.exists():
+        yield pg_server
+        return
+    root = Path(tempfile.mkdtemp(prefix="dbload-hba-"))
+    try:
+        yield embedded.start(root / "pg").url
+    except DatabaseError as exc:
+        pytest.skip(f"no server whose pg_hba.conf we may change: {exc}")
+    finally:
+        embedded.stop(root / "pg")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def password_required(server: str, role: str) -> Iterator[None]:
+    """In the block, ``role`` must give its password (scram) to log in to
+    ``server``, an ``hba_server``; pg_hba.conf is restored after it."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        original = hba.read_text()
+        try:
+            hba.write_text(
+                f"local all {role} scram-sha-256\nhost all {role} all scram-sha-256\n" + original
+            )
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)  # the postmaster rereads the file asynchronously
+            yield
+        finally:
+            hba.write_text(original)
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(0.2)
 
 
 def create_database(server: str) -> str:
@@ -146,3 +189,20 @@ def restore_balances(seeded_dsn: str) -> Iterator[None]:
         conn.execute("UPDATE pgbench_tellers SET tbalance = 0 WHERE tbalance <> 0")
         conn.execute("UPDATE pgbench_branches SET bbalance = 0 WHERE bbalance <> 0")
         conn.execute("TRUNCATE pgbench_history")
+
+
+@pytest.fixture(scope="session")
+def small_comparison(seeded_dsn: str) -> Comparison:
+    """Real runs for the report tests, as ``dbload compare`` makes them: the
+    select workload, 200 transactions and the same seed in every cell;
+    sequential, threads, and async at two concurrencies (a small sweep)."""
+    from dbload.api import prepare_options, run_on
+    from dbload.database.resolve import Database
+
+    runs = []
+    for mode, clients in (("sequential", 1), ("threads", 4), ("async", 2), ("async", 4)):
+        options = prepare_options(
+            workload="select", mode=mode, concurrency=clients, transactions=200, seed=11
+        )
+        runs.append(run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options))
+    return Comparison.of(runs)

@@ -302,9 +302,7 @@ def test_max_errors_must_be_positive() -> None:
     _one_line_error(code, err, "--max-errors")
 
 
-def _start_long_run(
-    dsn: str, tmp_path: Path, mode: str, *extra: str
-) -> subprocess.Popen[str]:
+def _start_long_run(dsn: str, tmp_path: Path, mode: str, *extra: str) -> subprocess.Popen[str]:
     """A run whose every transaction waits 60 s on the server, once it has started."""
     script = _script(tmp_path, "long.sql", "SELECT pg_sleep(60);\n")
     clients = ["-c", "2"] if mode != "sequential" else []
@@ -349,7 +347,7 @@ def test_second_ctrl_c_exits_at_once_without_a_traceback(
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == ["dbload: error: interrupted"]

@@ -18,6 +18,7 @@ import sqlalchemy
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from conftest import password_required
 from dbload.database import embedded
 from dbload.database.container import docker_available
 from dbload.database.redact import redact
@@ -182,43 +183,17 @@ def test_server_version(seeded_dsn: str) -> None:
         server_version(UNREACHABLE)
 
 
-@pytest.fixture
-def hba_server(pg_server: str) -> Iterator[str]:
-    """A server whose pg_hba.conf this test may change: the session's own
-    embedded server, else a private one (the 5432 server and containers are
-    not ours to reconfigure, and trust auth accepts any password)."""
-    with psycopg.connect(pg_server) as conn:
-        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-    if hba.is_relative_to(tempfile.gettempdir()) and hba.exists():
-        yield pg_server
-        return
-    root = Path(tempfile.mkdtemp(prefix="dbload-hba-"))
-    try:
-        yield embedded.start(root / "pg").url
-    except DatabaseError as exc:
-        pytest.skip(f"no server whose pg_hba.conf we may change: {exc}")
-    finally:
-        embedded.stop(root / "pg")
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_wrong_password(hba_server: str) -> None:
     with psycopg.connect(hba_server, autocommit=True) as conn:
-        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-        original = hba.read_text()
         conn.execute("CREATE ROLE dbload_pw_role LOGIN PASSWORD 'right-password'")
         try:
-            hba.write_text("local all dbload_pw_role scram-sha-256\n" + original)
-            conn.execute("SELECT pg_reload_conf()")
-            time.sleep(0.2)  # the postmaster rereads the file asynchronously
-            dsn = make_conninfo(hba_server, user="dbload_pw_role", password=SECRET)
-            _fails(dsn, "authentication failed for user 'dbload_pw_role'")
-            right = make_conninfo(hba_server, user="dbload_pw_role", password="right-password")
-            with open_database("dsn", right) as database:
-                assert database.kind == "dsn" and "right-password" not in database.url
+            with password_required(hba_server, "dbload_pw_role"):
+                dsn = make_conninfo(hba_server, user="dbload_pw_role", password=SECRET)
+                _fails(dsn, "authentication failed for user 'dbload_pw_role'")
+                right = make_conninfo(hba_server, user="dbload_pw_role", password="right-password")
+                with open_database("dsn", right) as database:
+                    assert database.kind == "dsn" and "right-password" not in database.url
         finally:
-            hba.write_text(original)
-            conn.execute("SELECT pg_reload_conf()")
             conn.execute("DROP ROLE dbload_pw_role")
 
 

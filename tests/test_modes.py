@@ -410,7 +410,9 @@ def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
     script = tmp_path / "long.sql"
     script.write_text("SELECT pg_sleep(60);\n")
     stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
+    # processes: each worker process is a fresh interpreter that imports
+    # dbload before the run starts (~0.5 s): stop once every mode is running
+    threading.Timer(2.0 if mode == "processes" else 0.5, stop.set).start()
     options = prepare_options(files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2))
     started = time.monotonic()
     result = run_on(_db(seeded_dsn), 1, options, stop=stop)

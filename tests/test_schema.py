@@ -13,7 +13,8 @@ import pytest
 from dbload.database import embedded
 from dbload.errors import DatabaseError, UsageError
 from dbload.schema.migrate import migrate
-from dbload.schema.seed import MAX_SCALE, current_scale, ensure_ready, seed
+from dbload.schema.seed import MAX_SCALE, current_scale, ensure_ready, foreign_tables, seed
+from test_cli import _cli, _one_line_error
 
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_history", "pgbench_tellers")
 
@@ -172,3 +173,127 @@ def test_reseeding_keeps_a_foreign_key_pgbench_added(scratch_dsn: str) -> None:
     before = _describe(scratch_dsn)
     assert not seed(scratch_dsn, 1, force=True).skipped
     assert _describe(scratch_dsn) == before
+
+
+def _execute(dsn: str, *statements: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+USERS_TABLE = (
+    "CREATE TABLE pgbench_accounts (id int, note text)",
+    "INSERT INTO pgbench_accounts VALUES (1, 'mine')",
+)
+FOREIGN = (
+    "pgbench_accounts exists with different columns (id, note); not dbload's schema:"
+    " use `dbload seed --force` to drop and recreate it"
+)
+
+
+def _notes(dsn: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT * FROM pgbench_accounts").fetchall()
+
+
+@pytest.mark.parametrize("load", [ensure_ready, lambda dsn: seed(dsn, 1)])
+def test_someone_elses_table_is_refused_and_left_alone(
+    scratch_dsn: str, load: Callable[[str], object]
+) -> None:
+    _execute(scratch_dsn, *USERS_TABLE)
+    with pytest.raises(DatabaseError) as info:
+        load(scratch_dsn)
+    assert str(info.value) == FOREIGN
+    assert _tables(scratch_dsn) == {"pgbench_accounts"}  # nothing created either
+    assert _notes(scratch_dsn) == [(1, "mine")]
+
+
+def test_seed_force_drops_and_recreates_someone_elses_table(scratch_dsn: str) -> None:
+    _execute(scratch_dsn, *USERS_TABLE)
+    done = seed(scratch_dsn, 1, force=True)
+    assert (done.rows, done.skipped) == (100_011, False)
+    assert current_scale(scratch_dsn) == 1
+    with psycopg.connect(scratch_dsn) as conn:
+        assert foreign_tables(conn) == {}
+        assert conn.execute("SELECT aid FROM pgbench_accounts WHERE aid = 1").fetchone() == (1,)
+
+
+def test_cli_seed_refuses_then_force_recreates(scratch_dsn: str) -> None:
+    # `dbload seed` migrates first (the other three tables, alembic at head):
+    # --force must still bring dbload's pgbench_accounts back
+    _execute(scratch_dsn, *USERS_TABLE)
+    code, _, err = _cli("seed", "--dsn", scratch_dsn)
+    _one_line_error(code, err, FOREIGN)
+    assert code == 3 and _notes(scratch_dsn) == [(1, "mine")]
+    code, _, err = _cli("run", "-n", "5", "--dsn", scratch_dsn)
+    _one_line_error(code, err, FOREIGN)
+    code, out, err = _cli("seed", "--force", "--dsn", scratch_dsn)
+    assert code == 0, err
+    assert "loaded scale 1: 100,011 rows" in out
+    code, out, err = _cli("run", "-n", "5", "--dsn", scratch_dsn)
+    assert code == 0, err
+    with psycopg.connect(scratch_dsn) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+
+
+@pytest.mark.parametrize(
+    ("ddl", "shown"),
+    [
+        # the same names with other types: the types are shown
+        (
+            "CREATE TABLE pgbench_branches (bid bigint, bbalance int, filler char(88))",
+            "pgbench_branches exists with different columns"
+            " (bid bigint, bbalance integer, filler character(88))",
+        ),
+        # dbload's columns in another order: COPY into accounts names none
+        (
+            "CREATE TABLE pgbench_accounts (bid int, aid int, abalance int, filler char(84))",
+            "pgbench_accounts exists with different columns (bid, aid, abalance, filler)",
+        ),
+        ("CREATE TABLE pgbench_tellers ()", "pgbench_tellers exists with different columns ()"),
+    ],
+)
+def test_other_types_order_or_no_columns_are_foreign(
+    scratch_dsn: str, ddl: str, shown: str
+) -> None:
+    _execute(scratch_dsn, ddl)
+    with pytest.raises(DatabaseError, match="not dbload's schema") as info:
+        ensure_ready(scratch_dsn)
+    assert str(info.value).startswith(shown + ";")
+
+
+def test_every_foreign_table_is_named(scratch_dsn: str) -> None:
+    _execute(
+        scratch_dsn, "CREATE TABLE pgbench_history (x int)", "CREATE TABLE pgbench_tellers (y int)"
+    )
+    with pytest.raises(DatabaseError) as info:
+        seed(scratch_dsn, 1)
+    message = str(info.value)
+    assert "pgbench_history exists with different columns (x)" in message
+    assert "pgbench_tellers exists with different columns (y)" in message
+    assert message.endswith("to drop and recreate them")
+
+
+def test_pgbench_bigint_aid_is_still_pgbench(scratch_dsn: str) -> None:
+    # pgbench -i -s 20000 and up makes aid bigint: adopted, not refused
+    migrate(scratch_dsn)
+    _execute(
+        scratch_dsn,
+        "ALTER TABLE pgbench_accounts ALTER aid TYPE bigint",
+        "ALTER TABLE pgbench_history ALTER aid TYPE bigint",
+    )
+    with psycopg.connect(scratch_dsn) as conn:
+        assert foreign_tables(conn) == {}
+
+
+@needs_pgbench
+def test_dbload_adopts_pgbench_partitioned_accounts(scratch_dsn: str) -> None:
+    assert PGBENCH is not None
+    subprocess.run(
+        [PGBENCH, "-i", "-s", "1", "-q", "--partitions", "2", scratch_dsn],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert ensure_ready(scratch_dsn) == 1
+    assert seed(scratch_dsn, 1).skipped

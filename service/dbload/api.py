@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import asyncpg
 import psycopg
@@ -25,17 +26,24 @@ from dbload.config import (
     Plan,
     check_batch,
     check_concurrency,
+    check_cpu_work,
+    check_isolation,
     check_max_errors,
+    check_max_tries,
+    check_sweep,
     check_warmup,
     parse_timeout_ms,
     pick_seed,
 )
 from dbload.database.resolve import Database, open_database, server_version
+from dbload.errors import UsageError
+from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuMeter, find_postmaster
 from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
-from dbload.modes import Executor, get_executor
+from dbload.modes import MODES, Executor, get_executor
 from dbload.schema.seed import ensure_ready
+from dbload.workload.cpu import loops_for
 from dbload.workload.model import Workload
 from dbload.workload.parser import load_workload
 
@@ -49,6 +57,9 @@ class Observer:
     def running(self, plan: Plan, snapshot: Callable[[], Snapshot]) -> AbstractContextManager[None]:
         """Entered for the duration of the run (progress displays)."""
         return contextlib.nullcontext()
+
+    def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
+        """``compare``: cell ``index`` of ``total`` is about to run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,80 +75,131 @@ class RunOptions:
     seed: int
     statement_timeout_ms: int = 0
     max_errors: int = 0  # 0: never abort
+    max_tries: int = 1  # 1: no retry
+    isolation: str | None = None  # PostgreSQL's spelling; None: the server's default
+    cpu_work_ms: float = 0.0
+
+
+class Options(TypedDict, total=False):
+    """The run options shared by :func:`run`, :func:`compare` and the CLI.
+
+    ``files`` adds pgbench-syntax scripts as ``PATH[@WEIGHT]``; give
+    ``transactions`` (a batch shared by the workers) or ``duration`` seconds.
+    ``max_tries`` runs a transaction again after a serialization failure or
+    deadlock (40001, 40P01) under ``isolation`` (``serializable``,
+    ``repeatable-read``, ``read-committed``); ``cpu_work`` adds that many
+    milliseconds of Python work per transaction (the CPU-bound contrast).
+    """
+
+    files: Sequence[str]
+    defines: Mapping[str, str] | None
+    transactions: int | None
+    duration: float | None
+    warmup: float
+    seed: int | None
+    statement_timeout: str | None
+    max_errors: int | None
+    max_tries: int | None
+    isolation: str | None
+    cpu_work: float | None
 
 
 def prepare_options(
-    *,
     workload: str | None = None,
-    files: Sequence[str] = (),
-    defines: Mapping[str, str] | None = None,
     mode: str = "async",
     concurrency: int | None = None,
-    transactions: int | None = None,
-    duration: float | None = None,
-    warmup: float = 0.0,
-    seed: int | None = None,
-    statement_timeout: str | None = None,
-    max_errors: int | None = None,
+    **options: Unpack[Options],
 ) -> RunOptions:
     """Validate every option and parse the scripts, before touching a database."""
     get_executor(mode)  # unknown mode fails here, first
-    n, t = check_batch(transactions, duration)
+    n, t = check_batch(options.get("transactions"), options.get("duration"))
     return RunOptions(
-        workload=load_workload(files, workload, defines),
+        workload=load_workload(options.get("files", ()), workload, options.get("defines")),
         mode=mode,
         concurrency=check_concurrency(mode, concurrency),
         transactions=n,
         duration_s=t,
-        warmup_s=check_warmup(warmup),
-        seed=pick_seed(seed),
-        statement_timeout_ms=parse_timeout_ms(statement_timeout),
-        max_errors=check_max_errors(max_errors),
+        warmup_s=check_warmup(options.get("warmup", 0.0)),
+        seed=pick_seed(options.get("seed")),
+        statement_timeout_ms=parse_timeout_ms(options.get("statement_timeout")),
+        max_errors=check_max_errors(options.get("max_errors")),
+        max_tries=check_max_tries(options.get("max_tries")),
+        isolation=check_isolation(options.get("isolation")),
+        cpu_work_ms=check_cpu_work(options.get("cpu_work")),
     )
 
 
 def run(
     workload: str | None = None,
     *,
-    files: Sequence[str] = (),
-    defines: Mapping[str, str] | None = None,
     mode: str = "async",
     concurrency: int | None = None,
-    transactions: int | None = None,
-    duration: float | None = None,
-    warmup: float = 0.0,
-    seed: int | None = None,
-    statement_timeout: str | None = None,
-    max_errors: int | None = None,
     dsn: str | None = None,
     db: str = "auto",
     stop: threading.Event | None = None,
     observer: Observer | None = None,
+    **options: Unpack[Options],
 ) -> Result:
     """Run one workload in one mode against a real PostgreSQL and measure it.
 
-    ``workload`` names a built-in script (``select``, ``tpcb``, ...); ``files``
-    adds pgbench-syntax scripts as ``PATH[@WEIGHT]``. Give ``transactions``
-    (a batch shared by the workers) or ``duration`` seconds (default 10 s).
-    The database is ``dsn``, else ``$DBLOAD_DSN``/``$DATABASE_URL``, else a
-    container, else the embedded server (``db`` forces one). Setting
-    ``stop`` ends the run early; the result is then marked interrupted.
+    ``workload`` names a built-in script (``select``, ``tpcb``, ...); the
+    other options are :class:`Options` (default: 10 s). The database is
+    ``dsn``, else ``$DBLOAD_DSN``/``$DATABASE_URL``, else a container, else
+    the embedded server (``db`` forces one). Setting ``stop`` ends the run
+    early; the result is then marked interrupted.
     """
-    options = prepare_options(
-        workload=workload,
-        files=files,
-        defines=defines,
-        mode=mode,
-        concurrency=concurrency,
-        transactions=transactions,
-        duration=duration,
-        warmup=warmup,
-        seed=seed,
-        statement_timeout=statement_timeout,
-        max_errors=max_errors,
-    )
+    prepared = prepare_options(workload, mode, concurrency, **options)
     with database_ready(db, dsn) as (database, scale):
-        return run_on(database, scale, options, stop=stop, observer=observer)
+        return run_on(database, scale, prepared, stop=stop, observer=observer)
+
+
+def compare(
+    workload: str | None = None,
+    *,
+    modes: Sequence[str] | None = None,
+    concurrency: Sequence[int] | int | None = None,
+    dsn: str | None = None,
+    db: str = "auto",
+    stop: threading.Event | None = None,
+    observer: Observer | None = None,
+    **options: Unpack[Options],
+) -> Comparison:
+    """Run one workload in several modes (and concurrencies) on one database.
+
+    Every cell runs the same batch with the same seed, so they send the same
+    parameters. ``modes`` defaults to all; ``concurrency`` is one value or a
+    sweep (default 8). Sequential runs once, with one connection: it is the
+    baseline of every speedup. Without ``transactions`` or ``duration`` each
+    cell runs 5 s. Setting ``stop`` ends the comparison after the cell in
+    progress, which is kept (marked interrupted).
+    """
+    cells = compare_cells(modes, concurrency)
+    if options.get("transactions") is None and options.get("duration") is None:
+        options["duration"] = COMPARE_DURATION_S
+    options["seed"] = pick_seed(options.get("seed"))
+    prepared = [prepare_options(workload, mode, c, **options) for mode, c in cells]
+    stop = stop or threading.Event()
+    with database_ready(db, dsn) as (database, scale):
+        results: list[Result] = []
+        for index, cell in enumerate(prepared):
+            if stop.is_set():
+                break
+            (observer or Observer()).cell(cell.mode, cell.concurrency, index, len(prepared))
+            results.append(run_on(database, scale, cell, stop=stop, observer=observer))
+    name = prepared[0].workload.name
+    return Comparison(workload=name, results=tuple(results), created_at=_now())
+
+
+def compare_cells(
+    modes: Sequence[str] | None, concurrency: Sequence[int] | int | None
+) -> list[tuple[str, int | None]]:
+    """(mode, concurrency) in run order: sequential once first, then each
+    concurrency of the sweep in every other mode."""
+    chosen = _check_modes(list(MODES) if modes is None else modes)
+    sweep = check_sweep([concurrency] if isinstance(concurrency, int) else concurrency)
+    cells: list[tuple[str, int | None]] = [("sequential", None)] if "sequential" in chosen else []
+    cells += [(mode, c) for c in sweep for mode in chosen if mode != "sequential"]
+    return cells
 
 
 @contextlib.contextmanager
@@ -176,6 +238,10 @@ def run_on(
         scale=int(workload.defines.get("scale", scale)),
         dsn=database.dsn,
         statement_timeout_ms=options.statement_timeout_ms,
+        max_tries=options.max_tries,
+        isolation=options.isolation,
+        cpu_work_ms=options.cpu_work_ms,
+        cpu_work_loops=loops_for(options.cpu_work_ms),
     )
     cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
     recorder = Recorder(len(workload.statements))
@@ -183,11 +249,26 @@ def run_on(
     recorder.on_finish = cpu.stop
     if options.max_errors:
         recorder.abort_after(options.max_errors, stop)
-    started = dt.datetime.now(dt.UTC)
+    started = _now()
     with observer.running(plan, recorder.snapshot):
         executor.run(plan, recorder, stop)
     interrupted = stop.is_set() and not recorder.aborted
     return _result(plan, executor, recorder, cpu, info, started, interrupted=interrupted)
+
+
+def _check_modes(modes: Sequence[str]) -> list[str]:
+    """Known modes, each once, in the order given (``compare --modes``)."""
+    chosen = [m.strip() for m in modes if m.strip()]
+    if not chosen:
+        raise UsageError("--modes: give at least one mode")
+    unknown = [m for m in chosen if m not in MODES]
+    if unknown:
+        raise UsageError(f"--modes: unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
+    return list(dict.fromkeys(chosen))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _start_cpu_after(cpu: CpuMeter, warmup_s: float) -> None:
@@ -206,7 +287,7 @@ def _result(
     recorder: Recorder,
     cpu: CpuMeter,
     info: DatabaseInfo,
-    started: dt.datetime,
+    started: str,
     *,
     interrupted: bool,
 ) -> Result:
@@ -223,7 +304,7 @@ def _result(
         planned_transactions=plan.transactions,
         planned_duration_s=plan.duration_s,
         warmup_s=plan.warmup_s,
-        started_at=started.isoformat(timespec="seconds"),
+        started_at=started,
         duration_s=recorder.measured_s,
         interrupted=interrupted,
         aborted=recorder.aborted,
@@ -231,6 +312,10 @@ def _result(
         failed=recorder.failed,
         retried=recorder.retried,
         retries=recorder.retries,
+        cancelled=recorder.cancelled,
+        max_tries=plan.max_tries,
+        isolation=plan.isolation,
+        cpu_work_ms=plan.cpu_work_ms,
         statement_count=recorder.statement_count,
         warmup_transactions=recorder.warmup_transactions,
         latency=latency,
@@ -243,6 +328,7 @@ def _result(
         database=info,
         histogram=encoded,
         versions=_versions(info.server_version, executor.driver),
+        incidents=tuple(recorder.incidents),
     )
 
 
@@ -277,4 +363,16 @@ def _data_directory(dsn: str) -> str | None:
     return str(row[0]) if row else None
 
 
-__all__ = ["Observer", "RunOptions", "database_ready", "prepare_options", "run", "run_on"]
+COMPARE_DURATION_S = 5.0
+
+__all__ = [
+    "Comparison",
+    "Observer",
+    "Options",
+    "RunOptions",
+    "compare",
+    "database_ready",
+    "prepare_options",
+    "run",
+    "run_on",
+]

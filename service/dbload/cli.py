@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -21,16 +20,21 @@ import typer
 from rich.console import Console
 
 from dbload import __version__
-from dbload.api import Observer, database_ready, prepare_options, run_on
-from dbload.config import Plan, check_output
+from dbload.api import Observer, Options, compare_cells, database_ready, prepare_options, run_on
+from dbload.api import compare as run_compare
+from dbload.config import Plan, check_output, parse_sweep
 from dbload.database import embedded
+from dbload.database.redact import hide_password_in_title, redact
 from dbload.database.resolve import open_database
 from dbload.errors import DbloadError, UsageError
-from dbload.measure.result import DatabaseInfo
+from dbload.measure.comparison import Comparison
+from dbload.measure.result import DatabaseInfo, Result
 from dbload.modes import MODES
 from dbload.report import console as console_report
 from dbload.report import progress
+from dbload.report.compare_console import print_comparison, print_diff
 from dbload.report.json_ import to_dict, write_json
+from dbload.report.load import load_any
 from dbload.schema.migrate import migrate as migrate_schema
 from dbload.schema.seed import seed as seed_data
 from dbload.workload.parser import builtin_names
@@ -100,81 +104,137 @@ class _CliObserver(Observer):
         return nullcontext()
 
 
+ModeOpt = Annotated[str, typer.Option("--mode", "-m", help=f"One of: {', '.join(MODES)}.")]
+WorkloadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workload", "-w", help="A built-in workload (see `dbload workloads`).", show_default=False
+    ),
+]
+FileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--file",
+        "-f",
+        help="A pgbench-syntax script, SCRIPT[@WEIGHT]; repeatable.",
+        show_default=False,
+    ),
+]
+DefineOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--define", "-D", help="Script variable NAME=VALUE; repeatable.", show_default=False
+    ),
+]
+QueriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--queries",
+        "-n",
+        help="Run a batch of N script executions, shared by the workers.",
+        show_default=False,
+    ),
+]
+WarmupOpt = Annotated[
+    float, typer.Option("--warmup", help="Seconds run first and left out of the results.")
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Random seed for the parameter stream \\[default: random, recorded].",
+        show_default=False,
+    ),
+]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--statement-timeout",
+        help="Cancel statements running longer than this (100ms, 2s); they count as failed.",
+        show_default=False,
+    ),
+]
+MaxTriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tries",
+        help="Tries per transaction on serialization failure or deadlock \\[default: 1].",
+        show_default=False,
+    ),
+]
+IsolationOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--isolation",
+        help="read-committed, repeatable-read or serializable \\[default: the server's].",
+        show_default=False,
+    ),
+]
+CpuWorkOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--cpu-work",
+        help="Milliseconds of Python work per transaction (the CPU-bound contrast).",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def _options(
+    file: list[str] | None,
+    define: list[str] | None,
+    queries: int | None,
+    duration: float | None,
+    warmup: float,
+    seed: int | None,
+    statement_timeout: str | None,
+    max_tries: int | None,
+    isolation: str | None,
+    cpu_work: float | None,
+) -> Options:
+    return Options(
+        files=file or (),
+        defines=_parse_defines(define or []),
+        transactions=queries,
+        duration=duration,
+        warmup=warmup,
+        seed=seed,
+        statement_timeout=statement_timeout,
+        max_tries=max_tries,
+        isolation=isolation,
+        cpu_work=cpu_work,
+    )
+
+
 @app.command()
 def run(
-    mode: Annotated[
-        str, typer.Option("--mode", "-m", help=f"One of: {', '.join(MODES)}.")
-    ] = "async",
-    workload: Annotated[
-        str | None,
-        typer.Option(
-            "--workload",
-            "-w",
-            help="A built-in workload (see `dbload workloads`).",
-            show_default=False,
-        ),
-    ] = None,
-    file: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--file",
-            "-f",
-            help="A pgbench-syntax script, SCRIPT[@WEIGHT]; repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    define: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--define", "-D", help="Script variable NAME=VALUE; repeatable.", show_default=False
-        ),
-    ] = None,
+    mode: ModeOpt = "async",
+    workload: WorkloadOpt = None,
+    file: FileOpt = None,
+    define: DefineOpt = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
             "--concurrency",
             "-c",
-            help="Workers, each holding one connection [default: 8; 1 in sequential].",
+            help="Workers, each holding one connection \\[default: 8; 1 in sequential].",
             show_default=False,
         ),
     ] = None,
-    queries: Annotated[
-        int | None,
-        typer.Option(
-            "--queries",
-            "-n",
-            help="Run a batch of N script executions, shared by the workers.",
-            show_default=False,
-        ),
-    ] = None,
+    queries: QueriesOpt = None,
     duration: Annotated[
         float | None,
         typer.Option(
             "--duration",
             "-T",
-            help="Run for SECONDS [default: 10 when -n is not given].",
+            help="Run for SECONDS \\[default: 10 when -n is not given].",
             show_default=False,
         ),
     ] = None,
-    warmup: Annotated[
-        float, typer.Option("--warmup", help="Seconds run first and left out of the results.")
-    ] = 0.0,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            help="Random seed for the parameter stream [default: random, recorded].",
-            show_default=False,
-        ),
-    ] = None,
-    statement_timeout: Annotated[
-        str | None,
-        typer.Option(
-            "--statement-timeout",
-            help="Cancel statements running longer than this (100ms, 2s); they count as failed.",
-            show_default=False,
-        ),
-    ] = None,
+    warmup: WarmupOpt = 0.0,
+    seed: SeedOpt = None,
+    statement_timeout: TimeoutOpt = None,
     max_errors: Annotated[
         int | None,
         typer.Option(
@@ -183,6 +243,9 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_tries: MaxTriesOpt = None,
+    isolation: IsolationOpt = None,
+    cpu_work: CpuWorkOpt = None,
     json_path: Annotated[
         Path | None,
         typer.Option(
@@ -198,7 +261,7 @@ def run(
             show_default=False,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: QuietOpt = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
 ) -> None:
@@ -206,19 +269,12 @@ def run(
     if progress_s is not None and progress_s <= 0:
         raise UsageError(f"--progress must be positive, got {progress_s}")
     json_path = check_output(json_path)
-    options = prepare_options(
-        workload=workload,
-        files=file or (),
-        defines=_parse_defines(define or []),
-        mode=mode,
-        concurrency=concurrency,
-        transactions=queries,
-        duration=duration,
-        warmup=warmup,
-        seed=seed,
-        statement_timeout=statement_timeout,
-        max_errors=max_errors,
-    )
+    common = _options(
+        file, define, queries, duration, warmup, seed, statement_timeout, max_tries, isolation,
+        cpu_work,
+    )  # fmt: skip
+    common["max_errors"] = max_errors
+    options = prepare_options(workload, mode, concurrency, **common)
     out = Console(quiet=quiet)
     if mode == "sequential" and concurrency not in (None, 1):
         out.print("[dim]note: sequential mode runs one connection; -c is ignored[/]")
@@ -233,10 +289,132 @@ def run(
     if json_path is not None:
         write_json(json_path, to_dict(result))
         out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+    if result.incidents:  # e.g. a worker process died: the result is incomplete
+        raise typer.Exit(_fail(result.incidents[0], 1))
     if result.aborted:
         raise typer.Exit(
             _fail(f"aborted after {result.failed} failed transactions (--max-errors)", 1)
         )
+    _exit_if_interrupted(caught)
+
+
+@app.command()
+def compare(
+    modes: Annotated[
+        str,
+        typer.Option("--modes", help="Comma-separated modes to compare \\[default: all]."),
+    ] = ",".join(MODES),
+    workload: WorkloadOpt = None,
+    file: FileOpt = None,
+    define: DefineOpt = None,
+    concurrency: Annotated[
+        str,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            help="Workers per mode, or a sweep: -c 1,2,4,8,16,32 (sequential always runs 1).",
+        ),
+    ] = "8",
+    queries: QueriesOpt = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            "-T",
+            help="Seconds per cell \\[default: 5 when -n is not given].",
+            show_default=False,
+        ),
+    ] = None,
+    warmup: WarmupOpt = 0.0,
+    seed: SeedOpt = None,
+    statement_timeout: TimeoutOpt = None,
+    max_tries: MaxTriesOpt = None,
+    isolation: IsolationOpt = None,
+    cpu_work: CpuWorkOpt = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write results.json, charts (PNG, SVG) and report.html here.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    dsn: DsnOpt = None,
+    db: DbOpt = "auto",
+) -> None:
+    """Run one workload in several modes (and concurrencies); print the speedups."""
+    common = _options(
+        file, define, queries, duration, warmup, seed, statement_timeout, max_tries, isolation,
+        cpu_work,
+    )  # fmt: skip
+    mode_list = [m for m in modes.split(",") if m.strip()]
+    sweep = parse_sweep(concurrency)
+    compare_cells(mode_list, sweep)  # bad --modes or -c fail before any database
+    # imported here: matplotlib costs ~0.4 s, which `dbload run` need not pay
+    from dbload.report import html
+
+    if out_dir is not None:
+        html.check_out_dir(out_dir)
+    out = Console(quiet=quiet)
+    stop = threading.Event()
+    with _stop_on_signals(stop) as caught:
+        comparison = run_compare(
+            workload, modes=mode_list, concurrency=sweep, dsn=dsn, db=db, stop=stop,
+            observer=_CompareObserver(out, quiet), **common,
+        )  # fmt: skip
+    print_comparison(out, comparison)
+    if out_dir is not None:
+        written = html.write_report(comparison, out_dir)
+        out.print(f"[dim]report written to {out_dir}: {len(written)} files[/]", highlight=False)
+    _exit_if_interrupted(caught)
+
+
+@app.command()
+def report(
+    files: Annotated[list[Path], typer.Argument(help="Result JSON files (run --json or compare).")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write charts and report.html here.", show_default=False),
+    ] = None,
+) -> None:
+    """Re-render saved results and compare them (tps and p99 deltas against the first)."""
+    from dbload.report import html  # matplotlib: see compare
+
+    if out_dir is not None:
+        html.check_out_dir(out_dir)
+    results: list[Result] = []
+    names: list[str] = []
+    for path in files:
+        loaded = load_any(path)
+        results += loaded
+        names += [path.name] * len(loaded)
+    out = Console()
+    print_diff(out, results, names)
+    if out_dir is not None:
+        comparison = Comparison.of(results)
+        written = html.write_report(comparison, out_dir, deltas=True, sources=names)
+        out.print(f"[dim]report written to {out_dir}: {len(written)} files[/]", highlight=False)
+
+
+class _CompareObserver(_CliObserver):
+    """One line per cell; the database line once."""
+
+    def __init__(self, out: Console, quiet: bool) -> None:
+        super().__init__(out, quiet, None)
+        self._shown_database = False
+
+    def database(self, info: DatabaseInfo) -> None:
+        if not self._shown_database:
+            self._shown_database = True
+            super().database(info)
+
+    def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
+        if not self.quiet:
+            self.out.print(f"[dim][{index + 1}/{total}][/] {mode} c={concurrency}", highlight=False)
+
+
+def _exit_if_interrupted(caught: list[int]) -> None:
     if caught:
         name = signal.Signals(caught[0]).name
         raise typer.Exit(_fail(f"interrupted by {name}; partial result reported", 128 + caught[0]))
@@ -250,7 +428,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 
     def handler(signum: int, frame: object) -> None:
         if caught and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            # At once means not even waiting for worker threads stuck in a
+            # query: the OS closes the sockets and the server ends those sessions.
+            sys.stderr.flush()
+            os._exit(_fail("interrupted", 130))
         caught.append(signum)
         stop.set()
 
@@ -312,7 +493,8 @@ def seed(
     if scale < 1:
         raise UsageError(f"--scale must be at least 1, got {scale}")
     with open_database(db, dsn) as database:
-        migrate_schema(database.dsn)
+        # seed() migrates when the schema is missing, after checking that
+        # pgbench_* tables already there are dbload's own
         done = seed_data(database.dsn, scale, force=force)
     out = Console()
     if done.skipped:
@@ -381,13 +563,10 @@ def _root(
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@|(password\s*=\s*)\S+", re.IGNORECASE)
-
-
 def _one_line(message: str) -> str:
     """First line only, any password masked: error text may quote a DSN."""
     line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return _SECRET.sub(lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", line)
+    return redact(line)
 
 
 def _fail(message: str, code: int) -> int:
@@ -397,6 +576,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and exits with) the process exit code."""
+    hide_password_in_title(argv)
     command = typer.main.get_command(app)
     try:
         # Without standalone mode Typer returns the code of a typer.Exit and

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class Plan:
     isolation: str | None = None  # default_transaction_isolation; None: the server's
     cpu_work_ms: float = 0.0  # Python-side work per transaction (--cpu-work)
     cpu_work_loops: int = 0  # the same, as calibrated loops of workload.cpu.burn
+    processes: int | None = None  # processes mode: worker processes (None: one per core)
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every worker connection starts with."""
@@ -157,6 +159,28 @@ def check_cpu_work(ms: float | None) -> float:
     if ms is not None and not 0 <= ms <= 10_000:
         raise UsageError(f"--cpu-work must be between 0 and 10000 ms, got {ms}")
     return ms or 0.0
+
+
+def check_sweep(values: Sequence[int] | None) -> list[int]:
+    """The concurrency sweep of ``compare`` (default: 8)."""
+    if values is None:
+        return [DEFAULT_CONCURRENCY]
+    if not values:
+        raise UsageError("-c/--concurrency: the sweep is empty")
+    if any(v < 1 for v in values):
+        raise UsageError(f"-c/--concurrency: values must be at least 1, got {list(values)}")
+    return list(dict.fromkeys(values))
+
+
+def parse_sweep(text: str) -> list[int]:
+    """``1,2,4,8`` (commas or spaces) as a list of ints."""
+    items = [item for item in re.split(r"[,\s]+", text.strip()) if item]
+    try:
+        return [int(item) for item in items]
+    except ValueError:
+        raise UsageError(
+            f"-c/--concurrency: {text!r} is not a list of numbers like 1,2,4,8"
+        ) from None
 
 
 def pick_seed(seed: int | None) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Sequence
 
 MASK = "***"
 
@@ -32,3 +34,28 @@ def redact(text: str) -> str:
         return _PARAM_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
     except Exception:  # a redactor must never be the thing that fails
         return MASK
+
+
+def hide_password_in_title(argv: Sequence[str] | None) -> None:
+    """Mask the passwords in this process's command line as others see it.
+
+    Any local user can read ``ps`` and ``/proc/PID/cmdline``, so a ``--dsn``
+    holding a password must not stay there for the whole run. ``argv`` is
+    what ``main()`` was given: None means this process's own command line,
+    the only case in which the title is dbload's to change.
+    """
+    if argv is not None:
+        return
+    shown = [redact(arg) for arg in sys.orig_argv]
+    if shown == sys.orig_argv:
+        return  # nothing to hide: leave the title (and argv memory) alone
+    try:
+        # imported only when needed: it rewrites the memory argv lives in
+        import setproctitle
+    except ImportError:  # a platform without it: a missing mask must not stop the run
+        return
+    name = setproctitle.getthreadtitle()
+    setproctitle.setproctitle(" ".join(shown))
+    # it also renames the process (comm, as pgrep and top show it) to the
+    # title's first 15 bytes; keep the name it had
+    setproctitle.setthreadtitle(name)

@@ -58,6 +58,7 @@ class Recorder:
         self.failed = 0
         self.retried = 0  # transactions that needed more than one try (--max-tries)
         self.retries = 0  # tries beyond the first, over all transactions
+        self.cancelled = 0  # in flight at Ctrl-C and cancelled after the grace period
         self.statement_count = 0
         self.errors: dict[str, int] = {}
         self.warmup_transactions = 0
@@ -68,6 +69,11 @@ class Recorder:
         self.on_begin: Callable[[], None] | None = None
         self.on_finish: Callable[[], object] | None = None
         self.aborted = False  # stopped by max_errors
+        # faults that lost part of the run but did not end it (a worker process died)
+        self.incidents: list[str] = []
+        # called under the lock after each interval is folded in (processes mode
+        # streams its workers' intervals to the parent from here)
+        self.on_interval: Callable[[], None] | None = None
         self._max_errors = 0
         self._stop: threading.Event | None = None
         self._lock = threading.Lock()
@@ -82,9 +88,16 @@ class Recorder:
 
     # -- executor side -------------------------------------------------------
 
-    def begin(self, warmup_s: float = 0.0) -> int:
-        """Start the clock; returns its start in ``perf_counter_ns`` units."""
-        now = time.perf_counter_ns()
+    @property
+    def max_errors(self) -> int:
+        """The --max-errors threshold (0: none)."""
+        return self._max_errors
+
+    def begin(self, warmup_s: float = 0.0, at_ns: int | None = None) -> int:
+        """Start the clock (now, or at ``at_ns``: processes mode starts every
+        worker process's recorder at the parent's instant; ``perf_counter_ns``
+        is CLOCK_MONOTONIC, one clock for all processes); returns its start."""
+        now = time.perf_counter_ns() if at_ns is None else at_ns
         self.started_ns = now
         self.measure_from_ns = now + int(warmup_s * NS_PER_S)
         self._next_tick_ns = self.measure_from_ns + self.interval_ns
@@ -132,6 +145,11 @@ class Recorder:
                 if index != SLEEP:
                     self._stmt_buf[index].append(ns // 1000)
                     self.statement_count += 1
+
+    def cancel(self) -> None:
+        """One transaction cut short by a stop: neither a success nor a server error."""
+        with self._lock:
+            self.cancelled += 1
 
     def finish(self) -> None:
         """Stop the clock and flush the last (partial) interval."""
@@ -186,3 +204,5 @@ class Recorder:
             if values:
                 record_many(hist, values)
                 values.clear()
+        if self.on_interval is not None:
+            self.on_interval()

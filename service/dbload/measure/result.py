@@ -54,6 +54,11 @@ class Result:
     versions: dict[str, str] = field(default_factory=dict)
     retried: int = 0  # transactions that needed more than one try
     retries: int = 0  # tries beyond the first
+    cancelled: int = 0  # in flight at Ctrl-C, cancelled after the grace period
+    max_tries: int = 1
+    isolation: str | None = None  # None: the server's default
+    cpu_work_ms: float = 0.0  # Python work added per transaction (--cpu-work)
+    incidents: tuple[str, ...] = ()  # faults that lost part of the run (a worker process died)
 
     @property
     def tps(self) -> float:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dbload.errors import UsageError
 from dbload.modes.async_ import AsyncExecutor
 from dbload.modes.base import Executor
+from dbload.modes.processes import ProcessesExecutor
 from dbload.modes.sequential import SequentialExecutor
 from dbload.modes.threads import ThreadsExecutor
 
 MODES: dict[str, type[Executor]] = {
-    cls.name: cls for cls in (SequentialExecutor, ThreadsExecutor, AsyncExecutor)
+    cls.name: cls for cls in (SequentialExecutor, ThreadsExecutor, AsyncExecutor, ProcessesExecutor)
 }
 
 

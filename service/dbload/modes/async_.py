@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -53,13 +56,69 @@ def _converter(type_name: str) -> Callable[[Value], Any] | None:
 
 
 def connect_kwargs(dsn: str) -> dict[str, Any]:
-    """asyncpg takes only URIs; libpq's key=value form becomes keywords."""
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return {"dsn": dsn}
+    """asyncpg takes only URIs; libpq's key=value form becomes keywords.
+
+    For a unix-socket host the .pgpass password is looked up as libpq does,
+    by the socket directory (asyncpg looks for "localhost"), so that the
+    file psql and the sync modes accept works in this mode too.
+    """
     params = conninfo_to_dict(dsn)
-    names = {"dbname": "database", "host": "host", "port": "port", "user": "user",
-             "password": "password", "passfile": "passfile", "sslmode": "ssl"}  # fmt: skip
-    return {names[k]: v for k, v in params.items() if k in names}
+    if dsn.startswith(("postgresql://", "postgres://")):
+        kwargs: dict[str, Any] = {"dsn": dsn}
+    else:
+        names = {"dbname": "database", "host": "host", "port": "port", "user": "user",
+                 "password": "password", "passfile": "passfile", "sslmode": "ssl"}  # fmt: skip
+        kwargs = {names[k]: v for k, v in params.items() if k in names}
+    given = params.get("password") or os.environ.get("PGPASSWORD")
+    if not given and (password := _socket_pgpass(params)) is not None:
+        kwargs["password"] = password
+    return kwargs
+
+
+def _socket_pgpass(params: dict[str, Any]) -> str | None:
+    """libpq's .pgpass password for a unix-socket host; None for a TCP host
+    (asyncpg matches those as libpq does) or when no line matches."""
+    host = str(params.get("host") or os.environ.get("PGHOST") or "")
+    if not host.startswith("/") or "," in host:
+        return None
+    user = str(params.get("user") or os.environ.get("PGUSER") or getpass.getuser())
+    wanted = (
+        host,
+        str(params.get("port") or os.environ.get("PGPORT") or "5432"),
+        str(params.get("dbname") or os.environ.get("PGDATABASE") or user),
+        user,
+    )
+    try:
+        default = os.environ.get("PGPASSFILE") or Path.home() / ".pgpass"
+        path = Path(params.get("passfile") or default)
+        if not path.is_file() or path.stat().st_mode & 0o077:
+            return None  # libpq ignores a password file others may read
+        lines = path.read_text().splitlines()
+    except (OSError, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
+        return None
+    for line in lines:
+        fields = _pgpass_fields(line)
+        if line.startswith("#") or len(fields) < 5:
+            continue
+        if all(field in ("*", value) for field, value in zip(fields[:4], wanted, strict=True)):
+            return fields[4]  # libpq ends the password at an unescaped ':'
+    return None
+
+
+def _pgpass_fields(line: str) -> list[str]:
+    """host:port:database:user:password, with libpq's \\: and \\\\ escapes undone."""
+    fields: list[str] = []
+    current: list[str] = []
+    chars = iter(line)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*fields, "".join(current)]
 
 
 Fetch = Callable[..., Coroutine[Any, Any, Any]]

@@ -33,7 +33,9 @@ GRACE_S = 2.0
 
 class Executor(ABC):
     name: ClassVar[str]
-    driver: ClassVar[str]  # shown in the report: "psycopg 3.2.1", ...
+    # shown in the report: "psycopg 3.2.1", ...; an executor may refine it
+    # once it knows the plan ("... x 2 processes")
+    driver: str
 
     @abstractmethod
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:

@@ -6,6 +6,7 @@ Modelled on pgbench's summary: every number a user needs, nothing else.
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -48,11 +49,7 @@ def summary_table(result: Result) -> Table:
     table.add_row("mode", f"{result.mode} ({result.driver}){status}")
     table.add_row("workload", f"{result.workload}  [dim]{', '.join(result.scripts)}[/]")
     table.add_row("database", f"{db.kind}: {db.url}  [dim]PostgreSQL {db.server_version}[/]")
-    table.add_row(
-        "plan",
-        f"scale {result.scale} · {result.concurrency} clients · {batch}"
-        f" · warm-up {result.warmup_s:g} s · seed {result.seed}",
-    )
+    table.add_row("plan", _plan_line(result, batch))
     table.add_row(
         "transactions",
         f"{result.ok:,} ok, {result.failed:,} failed in {result.duration_s:.3f} s"
@@ -62,6 +59,12 @@ def summary_table(result: Result) -> Table:
             else ""
         ),
     )
+    if result.max_tries > 1 or result.retried:
+        table.add_row("retried", _retried_line(result))
+    if result.cancelled:
+        table.add_row(
+            "cancelled", f"{result.cancelled:,} in flight at the stop, after the grace period"
+        )
     table.add_row(
         "throughput",
         f"[bold green]{result.tps:,.1f} tps[/]  ·  {result.statements_per_s:,.1f} statements/s",
@@ -69,7 +72,37 @@ def summary_table(result: Result) -> Table:
     table.add_row("latency (ms)", _latency_line(result.latency))
     table.add_row("errors", _errors_line(result.errors))
     table.add_row("cpu", _cpu_line(result))
+    for incident in result.incidents:
+        table.add_row("[red]incident[/]", f"[bold red]{escape(incident)}[/]")
     return table
+
+
+def _plan_line(result: Result, batch: str) -> str:
+    extras = [
+        f"isolation {result.isolation}" if result.isolation else "",
+        f"max tries {result.max_tries}" if result.max_tries > 1 else "",
+        f"cpu work {result.cpu_work_ms:g} ms/txn" if result.cpu_work_ms else "",
+    ]
+    return " · ".join(
+        [
+            f"scale {result.scale}",
+            f"{result.concurrency} clients",
+            batch,
+            f"warm-up {result.warmup_s:g} s",
+            f"seed {result.seed}",
+            *(e for e in extras if e),
+        ]
+    )
+
+
+def _retried_line(result: Result) -> str:
+    """pgbench's two figures: transactions retried, and retries in all."""
+    done = result.ok + result.failed
+    share = 100.0 * result.retried / done if done else 0.0
+    return (
+        f"{result.retried:,} transactions ({share:.2f} %) · {result.retries:,} retries in all"
+        f"  [dim](serialization failures and deadlocks; max tries {result.max_tries})[/]"
+    )
 
 
 def _latency_line(lat: LatencySummary) -> str:

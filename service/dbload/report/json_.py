@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dbload.errors import DbloadError
+from dbload.measure.comparison import Comparison
 from dbload.measure.result import Result
 
 SCHEMA = "dbload/result@1"
@@ -34,17 +35,22 @@ def to_dict(result: Result) -> dict[str, Any]:
             "transactions": result.planned_transactions,
             "duration_s": result.planned_duration_s,
             "warmup_s": result.warmup_s,
+            "max_tries": result.max_tries,
+            "isolation": result.isolation,
+            "cpu_work_ms": result.cpu_work_ms,
         },
         "started_at": result.started_at,
         "duration_s": round(result.duration_s, 4),
         "interrupted": result.interrupted,
         "aborted": result.aborted,
+        "incidents": list(result.incidents),
         "transactions": {
             "count": result.ok + result.failed,
             "ok": result.ok,
             "failed": result.failed,
             "retried": result.retried,
             "retries": result.retries,
+            "cancelled": result.cancelled,
             "per_second": round(result.tps, 3),
             "warmup": result.warmup_transactions,
         },
@@ -112,3 +118,21 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
         raise DbloadError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+COMPARE_SCHEMA = "dbload/compare@1"
+
+
+def compare_to_dict(comparison: Comparison) -> dict[str, Any]:
+    """``dbload compare``'s results.json: every run, each in the result@1 layout."""
+    return {
+        "schema": COMPARE_SCHEMA,
+        "workload": comparison.workload,
+        "created_at": comparison.created_at,
+        "runs": [to_dict(result) for result in comparison.results],
+    }
+
+
+def write_compare_json(path: Path, comparison: Comparison) -> None:
+    """Write :func:`compare_to_dict` atomically (see :func:`write_json`)."""
+    write_json(path, compare_to_dict(comparison))

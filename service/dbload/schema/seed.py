@@ -17,7 +17,7 @@ from psycopg import sql
 
 from dbload.database.redact import redact
 from dbload.errors import DatabaseError, UsageError
-from dbload.schema.migrate import migrate, schema_present
+from dbload.schema.migrate import HEAD, migrate, schema_present
 
 ACCOUNTS_PER_SCALE = 100_000
 TELLERS_PER_SCALE = 10
@@ -25,6 +25,23 @@ MAX_SCALE = 19_999  # pgbench switches aid to bigint at 20,000; this schema has 
 TABLES = ("pgbench_branches", "pgbench_tellers", "pgbench_accounts", "pgbench_history")
 _CHUNK = 50_000  # accounts per COPY write (~0.6 MB): amortises calls, keeps memory flat
 CONNECT_TIMEOUT_S = 10
+# Migration 0001's columns, in order (the accounts COPY names none), as
+# "name type". A database that `pgbench -i` made has the same ones.
+OWN_COLUMNS = {
+    "pgbench_branches": ("bid integer", "bbalance integer", "filler character(88)"),
+    "pgbench_tellers": ("tid integer", "bid integer", "tbalance integer", "filler character(84)"),
+    "pgbench_accounts": ("aid integer", "bid integer", "abalance integer", "filler character(84)"),
+    "pgbench_history": (
+        "tid integer",
+        "bid integer",
+        "aid integer",
+        "delta integer",
+        "mtime timestamp without time zone",
+        "filler character(22)",
+    ),
+}
+# pgbench -i makes aid bigint from scale 20,000 on: still pgbench's table.
+_PGBENCH_BIGINT = {"aid bigint": "aid integer"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +64,19 @@ def current_scale(dsn: str) -> int | None:
 
 def seed(dsn: str, scale: int, *, force: bool = False) -> SeedResult:
     """Load scale ``scale``; a no-op when exactly that scale is already loaded
-    (unless ``force``). Creates the schema first when it is missing."""
+    (unless ``force``). Creates the schema first when it is missing. Refuses
+    pgbench tables with other columns than dbload's (someone else's), unless
+    ``force``: then they are dropped and created anew."""
     if not 1 <= scale <= MAX_SCALE:
         raise UsageError(f"--scale must be between 1 and {MAX_SCALE}, got {scale}")
     started = time.perf_counter()
     try:
         with _connect(dsn) as conn:
-            if not schema_present(conn):
+            if foreign := foreign_tables(conn):
+                if not force:
+                    raise DatabaseError(foreign_message(foreign))
+                _drop(conn, list(foreign))
+            if foreign or not schema_present(conn):
                 migrate(dsn)
             elif not force and _scale(conn) == scale:
                 return SeedResult(scale, 0, True, round(time.perf_counter() - started, 3))
@@ -72,6 +95,8 @@ def ensure_ready(dsn: str) -> int:
     recognise as a complete data set: that is an error naming the fix."""
     try:
         with _connect(dsn) as conn:
+            if foreign := foreign_tables(conn):
+                raise DatabaseError(foreign_message(foreign))
             present = schema_present(conn)
             scale = _scale(conn) if present else None
             empty = not present or _empty(conn)
@@ -88,6 +113,58 @@ def ensure_ready(dsn: str) -> int:
         )
     seed(dsn, 1, force=True)
     return 1
+
+
+def foreign_tables(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    """The pgbench tables that exist with other columns than dbload's, each
+    with the columns it has ("name type"). Such a table is someone else's:
+    seeding would overwrite it and a workload would fail on it."""
+    rows = conn.execute(
+        "SELECT t.name, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)"
+        " FROM unnest(%s::text[]) AS t(name)"
+        " LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(t.name)"
+        "  AND a.attnum > 0 AND NOT a.attisdropped"
+        " WHERE to_regclass(t.name) IS NOT NULL"
+        " ORDER BY t.name, a.attnum",
+        [list(OWN_COLUMNS)],
+    ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns = found.setdefault(table, [])
+        if column is not None:  # NULL: a table with no columns at all
+            columns.append(_PGBENCH_BIGINT.get(column, column))
+    return {t: cols for t, cols in found.items() if tuple(cols) != OWN_COLUMNS[t]}
+
+
+def foreign_message(foreign: dict[str, list[str]]) -> str:
+    """One line naming each foreign table, its columns and the way out."""
+    described = ", ".join(
+        f"{table} exists with different columns ({_columns(cols, OWN_COLUMNS[table])})"
+        for table, cols in foreign.items()
+    )
+    them = "it" if len(foreign) == 1 else "them"
+    return (
+        f"{described}; not dbload's schema: use `dbload seed --force` to drop and recreate {them}"
+    )
+
+
+def _columns(found: list[str], own: tuple[str, ...]) -> str:
+    """Names, unless only the types differ: then names and types."""
+    names = [c.split(" ", 1)[0] for c in found]
+    return ", ".join(found if names == [c.split(" ", 1)[0] for c in own] else names)
+
+
+def _drop(conn: psycopg.Connection[Any], tables: list[str]) -> None:
+    """Drop the foreign tables (--force) so that migrate creates dbload's."""
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+        )
+        # At head, migrate would not run 0001 again. Forget only our own
+        # revision (an application's alembic_version is not ours): 0001's
+        # CREATE TABLE IF NOT EXISTS then re-creates just the dropped tables.
+        if conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone() == (True,):
+            conn.execute("DELETE FROM alembic_version WHERE version_num = %s", [HEAD])
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:

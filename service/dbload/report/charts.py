@@ -1,0 +1,410 @@
+"""The compare charts, as matplotlib figures rendered without a display.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly, not
+pyplot: no global figure registry, no GUI backend, safe to call from any
+thread. Saving renders with Agg (PNG) and matplotlib's SVG writer, text as
+paths, so the SVG needs no font and inlines into a self-contained page.
+Output is deterministic for the same input (fixed ``svg.hashsalt``, no
+date in the metadata), so a re-render of saved runs is byte-identical.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from dbload.errors import DbloadError
+from dbload.measure.comparison import Comparison, baseline, run_labels
+from dbload.measure.histogram import decode
+from dbload.measure.result import Result
+
+# Same colour for a mode in every chart (and in the HTML table).
+MODE_COLOURS = {
+    "sequential": "#7f7f7f",
+    "threads": "#1f77b4",
+    "async": "#2ca02c",
+    "processes": "#ff7f0e",
+}
+_OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
+_RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+# More curves than this on one plot are unreadable: a sweep shows each
+# mode's run at its highest concurrency only.
+MAX_CURVES = 8
+
+# Any keys: matplotlib types them as a Literal of every rc name, by version.
+_RC: dict[Any, Any] = {
+    "svg.hashsalt": "dbload",  # ids in the SVG stop depending on a random salt
+    "svg.fonttype": "path",  # glyphs as paths: no font needed to view the SVG
+    "font.family": "DejaVu Sans",  # ships with matplotlib: same look everywhere
+    "font.size": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e0e0e0",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "legend.frameon": False,
+}
+_SVG_METADATA: dict[str, str | None] = {
+    "Date": None,
+    "Creator": None,
+    "Format": None,
+    "Type": None,
+}
+_PNG_METADATA: dict[str, str | None] = {"Software": None}
+PNG_DPI = 120
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(_RC):
+        yield
+
+
+def _figure() -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(8.0, 4.5), layout="constrained")
+    return fig, fig.subplots()
+
+
+def mode_colour(mode: str, modes: list[str]) -> str:
+    """The colour of ``mode``; unknown modes take the spare colours in turn."""
+    if mode in MODE_COLOURS:
+        return MODE_COLOURS[mode]
+    others = [m for m in modes if m not in MODE_COLOURS]
+    return _OTHER_COLOURS[others.index(mode) % len(_OTHER_COLOURS)] if mode in others else "#333"
+
+
+def _run_colours(results: tuple[Result, ...]) -> list[str]:
+    """A colour per run: its mode's, lighter for a lower concurrency when a mode
+    ran at several; one colour per run when runs repeat (``dbload report A B``)."""
+    modes = [r.mode for r in results]
+    pairs = [(r.mode, r.concurrency) for r in results]
+    if len(set(pairs)) != len(pairs):
+        return [_RUN_COLOURS[i % len(_RUN_COLOURS)] for i in range(len(results))]
+    return [_shade(r, results, mode_colour(r.mode, modes)) for r in results]
+
+
+def _shade(result: Result, results: tuple[Result, ...], colour: str) -> str:
+    levels = sorted({r.concurrency for r in results if r.mode == result.mode})
+    if len(levels) == 1:
+        return colour
+    # the highest concurrency in full colour, the lowest mixed 60 % with white
+    white = 0.6 * (1 - levels.index(result.concurrency) / (len(levels) - 1))
+    r, g, b = (c + (1 - c) * white for c in to_rgb(colour))
+    return to_hex((r, g, b))
+
+
+def featured(comparison: Comparison) -> tuple[tuple[Result, ...], str]:
+    """The runs a per-run chart shows, and a note when some were left out."""
+    runs = comparison.results
+    if len(runs) <= MAX_CURVES:
+        return runs, ""
+    best: dict[str, Result] = {}
+    for r in runs:
+        if r.mode not in best or r.concurrency > best[r.mode].concurrency:
+            best[r.mode] = r
+    return tuple(best.values()), " (each mode at its highest concurrency)"
+
+
+# -- the four charts -----------------------------------------------------------
+
+
+def throughput_chart(comparison: Comparison) -> Figure:
+    """Transactions per second per run: bars grouped by concurrency, one colour a mode.
+
+    Runs that repeat a mode and concurrency (``dbload report A B``) get a bar
+    each, labelled by run.
+    """
+    runs = comparison.results
+    with _style():
+        fig, ax = _figure()
+        pairs = [(r.mode, r.concurrency) for r in runs]
+        if len(set(pairs)) == len(pairs):
+            _grouped_bars(ax, runs)
+        else:
+            _bars_per_run(ax, runs)
+        ax.set_ylabel("transactions / s")
+        ax.set_title(f"Throughput: {comparison.workload}", loc="left", fontweight="bold")
+        ax.grid(axis="x", visible=False)
+        ax.margins(y=0.12)
+    return fig
+
+
+def _grouped_bars(ax: Axes, runs: tuple[Result, ...]) -> None:
+    modes = list(dict.fromkeys(r.mode for r in runs))
+    concurrencies = sorted({r.concurrency for r in runs})
+    width = 0.8 / max(len([r for r in runs if r.concurrency == c]) for c in concurrencies)
+    seen: set[str] = set()
+    for x, c in enumerate(concurrencies):
+        group = sorted((r for r in runs if r.concurrency == c), key=lambda r: modes.index(r.mode))
+        start = x - width * (len(group) - 1) / 2
+        for i, r in enumerate(group):
+            bar = ax.bar(
+                start + i * width,
+                r.tps,
+                width * 0.92,
+                color=mode_colour(r.mode, modes),
+                label=None if r.mode in seen else r.mode,
+            )
+            seen.add(r.mode)
+            ax.bar_label(bar, labels=[_short(r.tps)], fontsize=7, padding=2)
+    ax.set_xticks(range(len(concurrencies)), [_clients(c) for c in concurrencies])
+    # legend in the runs' mode order, not the order bars happened to be drawn
+    handles = dict(zip(*ax.get_legend_handles_labels()[::-1], strict=True))
+    ax.legend(
+        [handles[m] for m in modes if m in handles],
+        [m for m in modes if m in handles],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+    )
+
+
+def _bars_per_run(ax: Axes, runs: tuple[Result, ...]) -> None:
+    labels = run_labels(runs)
+    bars = ax.bar(range(len(runs)), [r.tps for r in runs], 0.7, color=_run_colours(runs))
+    ax.bar_label(bars, labels=[_short(r.tps) for r in runs], fontsize=7, padding=2)
+    ax.set_xticks(range(len(runs)), labels, rotation=20 if len(runs) > 4 else 0, ha="right")
+
+
+def speedup_chart(comparison: Comparison) -> Figure | None:
+    """Speedup over the sequential run against concurrency, per mode, with the
+    ideal line y = x (every server wait overlapped). None without a sequential run."""
+    base = baseline(comparison.results)
+    if base is None or base.tps <= 0:
+        return None
+    runs = comparison.results
+    modes = list(dict.fromkeys(r.mode for r in runs))
+    top = max(r.concurrency for r in runs)
+    with _style():
+        fig, ax = _figure()
+        ax.plot([1, top], [1, top], "--", color="#999999", linewidth=1, label="ideal (y = x)")
+        for mode in modes:
+            points = sorted((r.concurrency, r.tps / base.tps) for r in runs if r.mode == mode)
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, "o-", color=mode_colour(mode, modes), label=mode, markersize=5)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        _integer_ticks(ax, top, max(r.tps for r in runs) / base.tps)
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("speedup vs sequential")
+        ax.set_title("Speedup vs concurrency", loc="left", fontweight="bold")
+        ax.legend(loc="upper left")
+    return fig
+
+
+def _integer_ticks(ax: Axes, top_x: int, top_y: float) -> None:
+    """Powers of two as plain numbers (log axes would print 2^3)."""
+    low_y = min(ax.get_ylim()[0], 1.0)
+
+    def powers(low: float, high: float) -> list[float]:
+        lo, hi = math.floor(math.log2(max(low, 1e-6))), math.ceil(math.log2(max(high, 1.0)))
+        return [2.0**k for k in range(lo, hi + 1)]
+
+    fmt = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_major_locator(FixedLocator(powers(1, top_x)))
+    ax.yaxis.set_major_locator(FixedLocator(powers(low_y, max(top_y, top_x))))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(fmt)
+        axis.set_minor_locator(NullLocator())
+
+
+# Percentiles on a "nines" axis, as HdrHistogram plots them: x = 1/(1-q).
+_NINES_TICKS = {1.0: "0%", 2.0: "50%", 10.0: "90%", 100.0: "99%", 1e3: "99.9%", 1e4: "99.99%"}
+_NINES_TICKS |= {1e5: "99.999%", 1e6: "99.9999%"}
+
+
+def latency_chart(comparison: Comparison) -> Figure:
+    """Latency by percentile per run, from the full HDR histograms, on a log
+    "nines" axis so that the tail (p99, p99.9) gets as much room as the median."""
+    runs, note = featured(comparison)
+    colours = _run_colours(runs)
+    labels = run_labels(runs)
+    top = 1.0
+    with _style():
+        fig, ax = _figure()
+        for r, colour, label in zip(runs, colours, labels, strict=True):
+            curve = percentile_curve(r.histogram)
+            if curve:
+                xs = [1.0 / (1.0 - q / 100.0) for q, _ in curve]
+                ax.plot(xs, [v for _, v in curve], color=colour, label=label, linewidth=1.6)
+                top = max(top, xs[-1])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ticks = [t for t in _NINES_TICKS if t <= top * 1.01]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _NINES_TICKS.get(v, "")))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"Latency by percentile{note}", loc="left", fontweight="bold")
+        _legend_outside(ax)
+    return fig
+
+
+def _legend_outside(ax: Axes) -> None:
+    """Right of the plot: one curve per run would otherwise hide some of them."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def percentile_curve(encoded: str, steps_per_nine: int = 20) -> list[tuple[float, float]]:
+    """(percentile, latency ms) points from an encoded histogram, evenly spaced
+    in nines up to the last percentile its count resolves (1 - 1/count)."""
+    hist = decode(encoded)
+    count = hist.get_total_count()
+    if count == 0:
+        return []
+    nines = min(math.log10(count), 6.0)
+    steps = max(1, math.floor(nines * steps_per_nine))
+    qs = [100.0 * (1.0 - 10.0 ** (-nines * i / steps)) for i in range(steps + 1)]
+    values = hist.get_percentile_to_value_dict(qs)
+    return [(q, values[q] / 1000.0) for q in qs]
+
+
+def timeline_chart(comparison: Comparison) -> Figure:
+    """Transactions per second in each reporting interval of each run."""
+    runs, note = featured(comparison)
+    with _style():
+        fig, ax = _figure()
+        for r, colour, label in zip(runs, _run_colours(runs), run_labels(runs), strict=True):
+            points = interval_rates(r)
+            if points:
+                # one level per interval: a run shorter than one interval is a line, not a dot
+                edges = [0.0, *(t for t, _ in points)]
+                ax.stairs(
+                    [v for _, v in points],
+                    edges,
+                    baseline=None,
+                    color=colour,
+                    label=label,
+                    linewidth=1.6,
+                )
+        ax.set_xlabel("seconds since measuring began")
+        ax.set_ylabel("transactions / s")
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(left=0)
+        ax.set_title(f"Throughput over time{note}", loc="left", fontweight="bold")
+        _legend_outside(ax)
+    return fig
+
+
+def interval_rates(result: Result) -> list[tuple[float, float]]:
+    """(end of interval s, tps) per series point; the last interval may be partial."""
+    points, previous = [], 0.0
+    for point in result.series:
+        span = point.t - previous
+        if span > 0:
+            points.append((point.t, point.transactions / span))
+        previous = point.t
+    return points
+
+
+def figures(comparison: Comparison) -> dict[str, Figure]:
+    """Every chart by file stem: throughput, speedup (with a sequential run),
+    latency, timeline."""
+    makers: dict[str, Callable[[Comparison], Figure | None]] = {
+        "throughput": throughput_chart,
+        "speedup": speedup_chart,
+        "latency": latency_chart,
+        "timeline": timeline_chart,
+    }
+    made = {name: make(comparison) for name, make in makers.items()}
+    return {name: fig for name, fig in made.items() if fig is not None}
+
+
+# -- output --------------------------------------------------------------------
+
+
+def svg_bytes(fig: Figure) -> bytes:
+    """The figure as a standalone SVG document."""
+    buf = io.BytesIO()
+    with _style():
+        fig.savefig(buf, format="svg", metadata=_SVG_METADATA)
+    return buf.getvalue()
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    with _style():
+        fig.savefig(buf, format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
+    return buf.getvalue()
+
+
+def svg_text(fig: Figure) -> str:
+    """The ``<svg>`` element alone, for inlining into HTML.
+
+    The XML declaration and the DOCTYPE go: HTML has no use for them, and
+    the DOCTYPE names a DTD by URL, an external reference.
+    """
+    text = svg_bytes(fig).decode("utf-8")
+    return text[text.index("<svg") :].strip()
+
+
+def write_charts(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """Write every chart as ``NAME.png`` and ``NAME.svg`` into ``out_dir``; the paths."""
+    return write_figures(figures(comparison), out_dir)
+
+
+def write_figures(figs: dict[str, Figure], out_dir: Path) -> list[Path]:
+    """Write figures already made (see :func:`figures`) as PNG and SVG."""
+    written: list[Path] = []
+    for name, fig in figs.items():
+        for suffix, data in ((".png", png_bytes(fig)), (".svg", svg_bytes(fig))):
+            path = out_dir / f"{name}{suffix}"
+            write_bytes_atomically(path, data)
+            written.append(path)
+    return written
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write next to the target and rename: a reader never sees half a file."""
+    tmp_name: str | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as tmp:
+            tmp_name = tmp.name
+            tmp.write(data)
+        os.chmod(tmp_name, _new_file_mode())  # temp files are 0600; reports are to share
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        raise DbloadError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _new_file_mode() -> int:
+    """The mode open() gives a new file: 0666 less the umask (read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _short(value: float) -> str:
+    """A bar label: 950, 12.3k, 1.2M."""
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+def _clients(c: int) -> str:
+    return "1 client" if c == 1 else f"{c} clients"

@@ -1,0 +1,124 @@
+"""The public API's compare(), and the compare/report commands, on a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dbload.api import compare, compare_cells, run
+from dbload.errors import UsageError
+from dbload.modes import MODES
+from test_cli import _cli, _one_line_error
+
+UNREACHABLE_DSN = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def test_tiny_compare_runs_every_mode_with_one_seed(seeded_dsn: str) -> None:
+    comparison = compare("select", concurrency=2, transactions=40, seed=11, dsn=seeded_dsn)
+    assert [r.mode for r in comparison.results] == list(MODES)
+    assert comparison.workload == "select"
+    for result in comparison.results:
+        assert (result.ok, result.failed, result.seed) == (40, 0, 11)
+        assert result.concurrency == (1 if result.mode == "sequential" else 2)
+
+
+def test_concurrency_sweep_runs_sequential_once(seeded_dsn: str) -> None:
+    comparison = compare(
+        "select", modes=["async", "sequential"], concurrency=[1, 3], duration=0.3,
+        dsn=seeded_dsn,
+    )  # fmt: skip
+    cells = [(r.mode, r.concurrency) for r in comparison.results]
+    assert cells == [("sequential", 1), ("async", 1), ("async", 3)]
+    assert len({r.seed for r in comparison.results}) == 1
+
+
+def test_cpu_work_is_client_time_in_every_transaction(seeded_dsn: str) -> None:
+    result = run("select", mode="async", concurrency=1, transactions=20, cpu_work=3, dsn=seeded_dsn)
+    assert result.cpu_work_ms == 3
+    # calibrated work of ~3 ms on a point lookup of ~0.1 ms
+    assert result.latency.min >= 1.5
+
+
+@pytest.mark.parametrize(
+    ("modes", "sweep", "needle"),
+    [
+        (["async", "fibers"], [8], "--modes: unknown mode 'fibers'"),
+        ([], [8], "--modes"),
+        (["async"], [], "sweep is empty"),
+        (["async"], [0, 2], "at least 1"),
+    ],
+)
+def test_bad_cells_are_refused(modes: list[str], sweep: list[int], needle: str) -> None:
+    with pytest.raises(UsageError, match=needle.replace("(", r"\(")):
+        compare_cells(modes, sweep)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--modes", "async,fibers"], ["--modes", "fibers"]),
+        (["--modes", ","], ["--modes"]),
+        (["-c", ""], ["sweep is empty"]),
+        (["-c", "1,two,4"], ["-c/--concurrency", "1,two,4"]),
+        (["-c", "4,-1"], ["at least 1"]),
+    ],
+)
+def test_compare_bad_input_is_one_line(args: list[str], needles: list[str]) -> None:
+    code, _, err = _cli("compare", "--dsn", UNREACHABLE_DSN, *args)
+    _one_line_error(code, err, *needles)
+    assert code == 2
+
+
+def test_compare_unwritable_out_fails_before_running(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    code, _, err = _cli("compare", "--dsn", UNREACHABLE_DSN, "--out", str(blocker / "sub"))
+    _one_line_error(code, err, "file.txt")
+
+
+@pytest.mark.slow
+def test_compare_cli_writes_every_output(seeded_dsn: str, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    code, out, err = _cli(
+        "compare", "--dsn", seeded_dsn, "-w", "select", "--modes", "sequential,async",
+        "-c", "1,2", "-n", "60", "--seed", "3", "--out", str(out_dir),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "speedup" in out.lower()
+    data = json.loads((out_dir / "results.json").read_text())
+    assert data["schema"] == "dbload/compare@1"
+    assert [(r["mode"], r["concurrency"]) for r in data["runs"]] == [
+        ("sequential", 1), ("async", 1), ("async", 2),
+    ]  # fmt: skip
+    assert (out_dir / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert list(out_dir.glob("*.png")) and list(out_dir.glob("*.svg"))
+
+    # and the saved comparison renders again, with deltas against the first run
+    code, out, err = _cli("report", str(out_dir / "results.json"))
+    assert code == 0, err
+    assert "%" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('{"schema": "dbload/result@1", "mode": ', "not valid JSON"),
+        ("\x00\x01garbage", "not valid JSON"),
+        ('{"schema": "k6/summary", "metrics": {}}', "not a dbload result"),
+        ("[1, 2, 3]", "not a dbload result"),
+    ],
+)
+def test_report_refuses_corrupt_truncated_or_foreign_json(
+    tmp_path: Path, content: str, needle: str
+) -> None:
+    path = tmp_path / "A.json"
+    path.write_text(content)
+    code, _, err = _cli("report", str(path))
+    _one_line_error(code, err, needle, "A.json")
+
+
+def test_report_missing_file(tmp_path: Path) -> None:
+    code, _, err = _cli("report", str(tmp_path / "nope.json"))
+    _one_line_error(code, err, "nope.json")
