@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from dbload.errors import DbloadError
+from dbload.errors import DbloadError, UsageError
+from dbload.report.html import check_out_dir
 from dbload.report.json_ import write_json
 from test_cli import _cli, _one_line_error, _script, _subprocess
 from test_secrets import _start
@@ -191,3 +192,9 @@ def test_json_replaces_an_old_file_in_one_step(seeded_dsn: str, tmp_path: Path) 
         assert reader.read() == '{"old": true}\n'
     assert json.loads(target.read_text())["transactions"]["count"] == 10
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_read_only_compare_out_dir_is_refused(read_only: ReadOnly) -> None:
+    read_only()
+    with pytest.raises(UsageError, match="--out: cannot write into"):
+        check_out_dir(read_only.folder)

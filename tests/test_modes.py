@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from dbload.api import RunOptions, prepare_options, run_on
+from dbload.config import Plan
 from dbload.database.resolve import Database
 from dbload.errors import UsageError, WorkloadError
+from dbload.measure.recorder import Recorder
 from dbload.measure.result import Result
-from dbload.modes import MODES
+from dbload.modes import MODES, get_executor
+from dbload.workload.parser import load_workload
 
 ALL_MODES = sorted(MODES)
 
@@ -30,6 +35,14 @@ def _run(dsn: str, **kwargs: object) -> Result:
 
 def _concurrency(mode: str, c: int) -> int | None:
     return None if mode == "sequential" else c
+
+
+def _into_run(mode: str, seconds: float) -> float:
+    """When a stop or a fault aimed ``seconds`` into the run must come, and
+    how long a run must be to be still going then: the processes mode first
+    starts its worker processes (fresh interpreters, 0.2 s to over a second
+    on a busy machine)."""
+    return seconds + (1.5 if mode == "processes" else 0.0)
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
@@ -221,7 +234,7 @@ def test_slow_workload_waits_on_the_server(seeded_dsn: str) -> None:
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_stop_event_ends_the_run_early_and_marks_it_interrupted(seeded_dsn: str, mode: str) -> None:
     stop = threading.Event()
-    timer = threading.Timer(0.5, stop.set)
+    timer = threading.Timer(_into_run(mode, 0.5), stop.set)
     timer.start()
     options = prepare_options(
         workload="select", mode=mode, concurrency=_concurrency(mode, 2), duration=60
@@ -267,10 +280,13 @@ def _kill_backends(dsn: str) -> int:
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_killed_connections_are_counted_and_the_run_goes_on(seeded_dsn: str, mode: str) -> None:
     killed: list[int] = []
-    timer = threading.Timer(0.8, lambda: killed.append(_kill_backends(seeded_dsn)))
+    timer = threading.Timer(_into_run(mode, 0.8), lambda: killed.append(_kill_backends(seeded_dsn)))
     timer.start()
     options = prepare_options(
-        workload="select", mode=mode, concurrency=_concurrency(mode, 3), duration=2.5
+        workload="select",
+        mode=mode,
+        concurrency=_concurrency(mode, 3),
+        duration=_into_run(mode, 2.5),
     )
     result = run_on(_db(seeded_dsn), 1, options)
     timer.join()
@@ -290,10 +306,14 @@ def test_tpcb_balances_stay_consistent_through_killed_connections(
 ) -> None:
     """A transaction cut by a kill is rolled back by the server, never half applied."""
     killed: list[int] = []
-    timer = threading.Timer(0.7, lambda: killed.append(_kill_backends(seeded_dsn)))
+    timer = threading.Timer(_into_run(mode, 0.7), lambda: killed.append(_kill_backends(seeded_dsn)))
     timer.start()
     options = prepare_options(
-        workload="tpcb", mode=mode, concurrency=_concurrency(mode, 3), duration=2.0, seed=4
+        workload="tpcb",
+        mode=mode,
+        concurrency=_concurrency(mode, 3),
+        duration=_into_run(mode, 2.0),
+        seed=4,
     )
     result = run_on(_db(seeded_dsn), 1, options)
     timer.join()
@@ -383,13 +403,13 @@ def test_tpcb_invariant_holds_with_retries_and_kills(
 ) -> None:
     """Issue 5's invariant: balances and history agree after conflicts, retries and kills."""
     killed: list[int] = []
-    timer = threading.Timer(0.7, lambda: killed.append(_kill_backends(seeded_dsn)))
+    timer = threading.Timer(_into_run(mode, 0.7), lambda: killed.append(_kill_backends(seeded_dsn)))
     timer.start()
     options = prepare_options(
         workload="tpcb",
         mode=mode,
         concurrency=4,
-        duration=2.0,
+        duration=_into_run(mode, 2.0),
         seed=5,
         isolation="serializable",
         max_tries=10,
@@ -410,9 +430,7 @@ def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
     script = tmp_path / "long.sql"
     script.write_text("SELECT pg_sleep(60);\n")
     stop = threading.Event()
-    # processes: each worker process is a fresh interpreter that imports
-    # dbload before the run starts (~0.5 s): stop once every mode is running
-    threading.Timer(2.0 if mode == "processes" else 0.5, stop.set).start()
+    threading.Timer(_into_run(mode, 0.5), stop.set).start()
     options = prepare_options(files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2))
     started = time.monotonic()
     result = run_on(_db(seeded_dsn), 1, options, stop=stop)
@@ -438,3 +456,38 @@ def test_invalid_retry_options_are_refused() -> None:
         prepare_options(workload="select", isolation="snapshot")
     with pytest.raises(UsageError, match="--cpu-work"):
         prepare_options(workload="select", cpu_work=-1)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_worker_gives_up_when_its_database_is_gone(
+    pg_server: str, mode: str, make_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """A -n batch against a database dropped mid-run ends, with an incident,
+    instead of reconnecting for ever."""
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+    script = tmp_path / "t.sql"
+    script.write_text("SELECT count(*) FROM t;\n")
+    workload = load_workload([str(script)], None, None)
+    plan = Plan(
+        workload=workload, mode=mode, concurrency=1 if mode == "sequential" else 2,
+        transactions=10_000_000, duration_s=None, warmup_s=0.0, seed=1, scale=1, dsn=dsn,
+        reconnect_give_up_s=1.0,
+    )  # fmt: skip
+    recorder = Recorder(len(workload.statements))
+    name = str(conninfo_to_dict(dsn)["dbname"])
+
+    def drop_when_running() -> None:
+        while recorder.ok < 50:
+            time.sleep(0.05)
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    dropper = threading.Thread(target=drop_when_running, daemon=True)
+    dropper.start()
+    get_executor(mode).run(plan, recorder, threading.Event())
+    dropper.join(timeout=10)
+    assert recorder.incidents
+    assert all("could not reconnect" in text for text in recorder.incidents)
+    assert recorder.failed >= 1 and recorder.ok >= 50

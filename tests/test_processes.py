@@ -31,7 +31,7 @@ from dbload.measure.merge import DeltaTaker, RecorderState, merge_into, state_of
 from dbload.measure.recorder import NS_PER_S, Recorder, Snapshot
 from dbload.measure.result import Result
 from dbload.modes import get_executor
-from dbload.modes.processes import client_ranges, worker_processes
+from dbload.modes.processes import client_ranges, worker_cpus, worker_processes
 from dbload.workload.model import Step
 from dbload.workload.parser import load_workload
 
@@ -220,19 +220,26 @@ def _workers() -> list[psutil.Process]:
     return found
 
 
-class _Watcher(Observer):
-    """Runs ``action(snapshot)`` in a thread while the run goes on."""
+Action = Callable[[Callable[[], Snapshot], threading.Event], None]
 
-    def __init__(self, action: Callable[[Callable[[], Snapshot]], None]) -> None:
+
+class _Watcher(Observer):
+    """Runs ``action(snapshot, ended)`` in a thread while the run goes on."""
+
+    def __init__(self, action: Action) -> None:
         self.action = action
 
     def running(self, plan: Plan, snapshot: Callable[[], Snapshot]) -> AbstractContextManager[None]:
         @contextlib.contextmanager
         def watch() -> Iterator[None]:
-            thread = threading.Thread(target=self.action, args=(snapshot,), daemon=True)
+            ended = threading.Event()
+            thread = threading.Thread(target=self.action, args=(snapshot, ended), daemon=True)
             thread.start()
-            yield
-            thread.join(timeout=10)
+            try:
+                yield
+            finally:
+                ended.set()
+                thread.join(timeout=10)
 
         return watch()
 
@@ -274,11 +281,17 @@ def test_each_client_gets_the_parameters_it_gets_in_async_mode(
 
 def test_duration_warmup_and_live_progress(seeded_dsn: str) -> None:
     seen: list[Snapshot] = []
+    pinned: dict[int, list[int]] = {}
 
-    def sample(snapshot: Callable[[], Snapshot]) -> None:
-        for _ in range(12):
-            time.sleep(0.2)
+    def sample(snapshot: Callable[[], Snapshot], ended: threading.Event) -> None:
+        while not ended.wait(0.1):
             seen.append(snapshot())
+            if seen[-1].transactions and not pinned:
+                for proc in _workers():
+                    index = _index(proc)
+                    with contextlib.suppress(psutil.Error):
+                        if index is not None:
+                            pinned[index] = proc.cpu_affinity()
 
     result = _run(
         seeded_dsn,
@@ -296,6 +309,14 @@ def test_duration_warmup_and_live_progress(seeded_dsn: str) -> None:
     # the workers' intervals reached the parent while the run went on
     during = [s.transactions for s in seen if 0 < s.transactions < result.ok]
     assert during, seen
+    # one worker per core: each on its own (else the scheduler's choice)
+    processes = worker_processes(_plan(seeded_dsn, "select", 4, 1, 1))
+    assert result.driver.endswith(f"× {processes} processes")  # noqa: RUF001
+    expected = worker_cpus(processes)
+    assert sorted(pinned) == list(range(processes))
+    for index, cpu in enumerate(expected):
+        if cpu is not None:
+            assert pinned[index] == [cpu]
 
 
 def test_max_errors_counts_the_failures_of_every_process(seeded_dsn: str, tmp_path: Path) -> None:
@@ -316,27 +337,31 @@ def test_max_errors_counts_the_failures_of_every_process(seeded_dsn: str, tmp_pa
 
 def test_stop_event_ends_every_worker_process_promptly(seeded_dsn: str) -> None:
     stop = threading.Event()
-    timer = threading.Timer(1.0, stop.set)
-    timer.start()
+    stopped: list[float] = []
+
+    def stop_once_running(snapshot: Callable[[], Snapshot], ended: threading.Event) -> None:
+        while snapshot().transactions == 0:
+            if ended.wait(0.05):
+                return
+        stopped.append(time.monotonic())
+        stop.set()
+
     options = prepare_options(workload="select", mode="processes", concurrency=4, duration=60)
-    started = time.monotonic()
-    result = run_on(_db(seeded_dsn), 1, options, stop=stop)
-    elapsed = time.monotonic() - started
-    assert result.interrupted and result.ok > 0
-    assert elapsed < 10  # spawning takes a second; the planned run is 60 s
+    result = run_on(_db(seeded_dsn), 1, options, stop=stop, observer=_Watcher(stop_once_running))
+    assert stopped and result.interrupted and result.ok > 0
+    # every process stopped, reported and exited (the planned run is 60 s)
+    assert time.monotonic() - stopped[0] < 3.0
     assert _workers() == []
 
 
-def _kill_worker_once_running(
-    index: int, killed: list[int]
-) -> Callable[[Callable[[], Snapshot]], None]:
-    def action(snapshot: Callable[[], Snapshot]) -> None:
-        until = time.monotonic() + 30
-        while snapshot().transactions == 0 and time.monotonic() < until:
-            time.sleep(0.05)  # the first interval has reached the parent
+def _kill_worker_once_running(index: int, killed: list[int]) -> Action:
+    def action(snapshot: Callable[[], Snapshot], ended: threading.Event) -> None:
+        while snapshot().transactions == 0:  # the first interval has reached the parent
+            if ended.wait(0.05):
+                return
         for proc in _workers():
-            with contextlib.suppress(psutil.Error):
-                if f"worker process {index} " in " ".join(proc.cmdline()):
+            if _index(proc) == index:
+                with contextlib.suppress(psutil.Error):
                     proc.send_signal(signal.SIGKILL)
                     killed.append(proc.pid)
 
@@ -345,6 +370,8 @@ def _kill_worker_once_running(
 
 @pytest.mark.slow
 def test_a_killed_worker_process_is_an_incident_and_the_others_go_on(seeded_dsn: str) -> None:
+    if _expected(4, seeded_dsn)[0] < 2:
+        pytest.skip("one core: a single worker process, no survivor to watch")
     killed: list[int] = []
     result = _run(
         seeded_dsn,
@@ -357,7 +384,8 @@ def test_a_killed_worker_process_is_an_incident_and_the_others_go_on(seeded_dsn:
     assert len(killed) == 1
     assert len(result.incidents) == 1
     incident = result.incidents[0]
-    assert incident.startswith(f"worker process 1 (pid {killed[0]}, clients 2-3) died with SIGKILL")
+    label = _expected(4, seeded_dsn)[1][1]
+    assert incident.startswith(f"worker process 1 (pid {killed[0]}, {label}) died with SIGKILL")
     assert "are not in the result" in incident
     assert not result.interrupted and not result.aborted
     # worker process 0 ran to the end: its last intervals are there
@@ -366,8 +394,11 @@ def test_a_killed_worker_process_is_an_incident_and_the_others_go_on(seeded_dsn:
     assert _workers() == []
 
 
-def _dbload(*args: str, dsn: str, **popen: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def _dbload(*args: str, dsn: str, **popen: object) -> Iterator[subprocess.Popen[str]]:
+    """``dbload run --mode processes ...``; stopped (SIGTERM, the CLI's own
+    clean stop) if a failed assertion leaves it running."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "dbload", "run", "--mode", "processes", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -375,34 +406,67 @@ def _dbload(*args: str, dsn: str, **popen: object) -> subprocess.Popen[str]:
         env={**os.environ, "DBLOAD_DSN": dsn},
         **popen,  # type: ignore[call-overload]
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
 
 
-def _cli_workers(pid: int, timeout_s: float = 30) -> list[psutil.Process]:
+def _index(proc: psutil.Process) -> int | None:
+    """Which worker process this is, from its title (None: not a worker, or gone)."""
+    with contextlib.suppress(psutil.Error):
+        title = " ".join(proc.cmdline())
+        if "dbload worker process " in title:
+            return int(title.split("worker process ")[1].split()[0])
+    return None
+
+
+def _cli_workers(pid: int, count: int, timeout_s: float = 30) -> dict[int, psutil.Process]:
+    """The CLI's ``count`` worker processes by index, once they have all started."""
     until = time.monotonic() + timeout_s
     while time.monotonic() < until:
-        workers = [
-            p
-            for p in psutil.Process(pid).children()
-            if "dbload worker process" in " ".join(p.cmdline())
-        ]
-        if workers:
-            return workers
+        found = {}
+        for proc in psutil.Process(pid).children():
+            index = _index(proc)
+            if index is not None:
+                found[index] = proc
+        if len(found) >= count:
+            return found
         time.sleep(0.05)
-    raise AssertionError("no worker process started")
+    raise AssertionError(f"{count} worker processes did not start")
+
+
+def _expected(concurrency: int, dsn: str) -> tuple[int, list[str]]:
+    """P for ``-c concurrency`` on this machine, and each worker's clients."""
+    p = worker_processes(_plan(dsn, "select", concurrency, 1, 1))
+    labels = [
+        f"client {r[0]}" if len(r) == 1 else f"clients {r[0]}-{r[-1]}"
+        for r in client_ranges(concurrency, p)
+    ]
+    return p, labels
 
 
 @pytest.mark.slow
 def test_cli_exits_1_with_one_line_naming_the_dead_worker(seeded_dsn: str, tmp_path: Path) -> None:
+    p, labels = _expected(4, seeded_dsn)
+    if p < 2:
+        pytest.skip("one core: a single worker process, no survivor to watch")
     out_file = tmp_path / "r.json"
-    proc = _dbload("-c", "4", "-T", "4", "--json", str(out_file), dsn=seeded_dsn)
-    victim = next(p for p in _cli_workers(proc.pid) if "worker process 0 " in " ".join(p.cmdline()))
-    time.sleep(2.0)  # connected, released, running
-    victim.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=60)
+    with _dbload("-c", "4", "-T", "4", "--json", str(out_file), dsn=seeded_dsn) as proc:
+        victim = _cli_workers(proc.pid, p)[0]
+        time.sleep(2.0)  # connected, released, running
+        victim.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(f"dbload: error: worker process 0 (pid {victim.pid}, clients 0-1)")
+    assert lines[0].startswith(f"dbload: error: worker process 0 (pid {victim.pid}, {labels[0]})")
     assert "SIGKILL" in lines[0]
     assert "incident" in out and "tps" in out
     data = json.loads(out_file.read_text())
@@ -415,12 +479,13 @@ def test_ctrl_c_at_the_terminal_stops_every_process_cleanly(
 ) -> None:
     """A terminal's Ctrl-C signals its whole foreground process group."""
     out_file = tmp_path / "r.json"
-    proc = _dbload("-c", "4", "-T", "60", "--json", str(out_file), dsn=seeded_dsn, process_group=0)
-    workers = _cli_workers(proc.pid)
-    time.sleep(2.0)
-    started = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    args = ("-c", "4", "-T", "60", "--json", str(out_file))
+    with _dbload(*args, dsn=seeded_dsn, process_group=0) as proc:
+        workers = _cli_workers(proc.pid, _expected(4, seeded_dsn)[0]).values()
+        time.sleep(2.0)
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
     assert time.monotonic() - started < 10
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.startswith("dbload: error: interrupted")

@@ -38,6 +38,9 @@ class Plan:
     isolation: str | None = None  # default_transaction_isolation; None: the server's
     cpu_work_ms: float = 0.0  # Python-side work per transaction (--cpu-work)
     cpu_work_loops: int = 0  # the same, as calibrated loops of workload.cpu.burn
+    # a worker that cannot reconnect for this long stops, with an incident,
+    # rather than retry for ever: the database may be gone for good
+    reconnect_give_up_s: float = 30.0
     processes: int | None = None  # processes mode: worker processes (None: one per core)
 
     def server_settings(self) -> dict[str, str]:

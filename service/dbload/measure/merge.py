@@ -47,6 +47,7 @@ class RecorderState:
     series: tuple[Interval, ...] = ()
     first_interval: int = 0
     ended_ns: int = 0  # perf_counter_ns when the recorder finished (0: still running)
+    incidents: tuple[str, ...] = ()  # new since the previous delta
 
 
 def _encoded(hist: HdrHistogram) -> str:
@@ -64,6 +65,7 @@ def state_of(recorder: Recorder) -> RecorderState:
         errors=dict(recorder.errors),
         series=tuple(recorder.series),
         ended_ns=recorder.ended_ns,
+        incidents=tuple(recorder.incidents),
     )
 
 
@@ -81,6 +83,7 @@ class DeltaTaker:
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._errors: dict[str, int] = {}
         self._intervals = 0
+        self._incidents = 0
 
     def take(self, recorder: Recorder) -> RecorderState:
         transactions, recorder.transactions = recorder.transactions, new_histogram()
@@ -96,8 +99,10 @@ class DeltaTaker:
             series=tuple(recorder.series[self._intervals :]),
             first_interval=self._intervals,
             ended_ns=recorder.ended_ns,
+            incidents=tuple(recorder.incidents[self._incidents :]),
         )
         self._counters, self._errors = counters, errors
+        self._incidents += len(state.incidents)
         self._intervals = len(recorder.series)
         return state
 
@@ -124,6 +129,7 @@ def merge_into(recorder: Recorder, state: RecorderState) -> None:
         if count:
             recorder.errors[code] = recorder.errors.get(code, 0) + count
     _merge_series(recorder.series, state.series, state.first_interval)
+    recorder.incidents.extend(state.incidents)
     recorder.ended_ns = max(recorder.ended_ns, state.ended_ns)
 
 

@@ -18,7 +18,13 @@ from psycopg import pq
 
 from dbload.config import Plan
 from dbload.measure.recorder import Recorder
-from dbload.modes.base import QUERY_CANCELED, RETRYABLE, prepare_error
+from dbload.modes.base import (
+    QUERY_CANCELED,
+    RETRYABLE,
+    gave_up,
+    prepare_error,
+    reconnect_until,
+)
 from dbload.workload.cpu import burn
 from dbload.workload.model import SLEEP
 from dbload.workload.stream import ParameterStream
@@ -63,7 +69,8 @@ def _strip_severity(message: str) -> str:
     return message.removeprefix("ERROR:").strip()
 
 
-Reconnect = Callable[[psycopg.Connection[Any]], "psycopg.Connection[Any] | None"]
+# (the lost connection, until when to try) -> a new one, or None
+Reconnect = Callable[[psycopg.Connection[Any], int], "psycopg.Connection[Any] | None"]
 
 
 class InFlight:
@@ -148,8 +155,10 @@ def run_worker(
         if start >= measure_from:
             done += 1
         if conn.closed:
-            fresh = reconnect(conn)
+            until = reconnect_until(plan, deadline)
+            fresh = reconnect(conn, until)
             if fresh is None:
+                gave_up(plan, recorder, client_id, until, deadline)
                 break
             conn = fresh
             execute = psycopg.RawCursor(conn).execute
@@ -183,11 +192,13 @@ def retry_connect(
     release: Callable[[psycopg.Connection[Any]], None],
     plan: Plan,
     stop: threading.Event,
+    until: int,
 ) -> psycopg.Connection[Any] | None:
-    """``connect()`` and prepare again, with backoff while the server is away;
-    a connection that fails on the way is handed to ``release``."""
+    """``connect()`` and prepare again, with backoff while the server is away,
+    until ``stop`` or the ``until`` instant (None then); a connection that
+    fails on the way is handed to ``release``."""
     delay = RECONNECT_FIRST_S
-    while not stop.is_set():
+    while not stop.is_set() and time.perf_counter_ns() < until:
         try:
             conn = connect()
         except psycopg.Error:

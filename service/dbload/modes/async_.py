@@ -28,7 +28,9 @@ from dbload.modes.base import (
     Executor,
     cancel_after_grace,
     deadline_ns,
+    gave_up,
     prepare_error,
+    reconnect_until,
 )
 from dbload.workload.cpu import burn
 from dbload.workload.model import SLEEP, Value
@@ -160,9 +162,10 @@ class _Session:
         self.prepared = prepared
         self.from_pool = True
 
-    async def reconnect(self, plan: Plan, stop: threading.Event) -> bool:
+    async def reconnect(self, plan: Plan, stop: threading.Event, until: int) -> bool:
         """A fresh connection, prepared again; retried with backoff (the
-        server may be restarting) until it works or ``stop`` is set.
+        server may be restarting) until it works, ``stop`` is set or the
+        ``until`` instant passes.
 
         The replacement is a connection of its own, not the pool's: asyncpg's
         pool detaches a connection it sees die, and handing the dead proxy
@@ -170,7 +173,7 @@ class _Session:
         """
         await self.close()
         delay = RECONNECT_FIRST_S
-        while not stop.is_set():
+        while not stop.is_set() and time.perf_counter_ns() < until:
             try:
                 conn = await asyncpg.connect(
                     timeout=10, server_settings=plan.server_settings(), **connect_kwargs(plan.dsn)
@@ -252,7 +255,9 @@ async def _worker(
         if start >= measure_from:
             done += 1
         if _lost(session.conn):
-            if not await session.reconnect(plan, stop):
+            until = reconnect_until(plan, deadline)
+            if not await session.reconnect(plan, stop, until):
+                gave_up(plan, recorder, client_id, until, deadline)
                 break
             prepared = session.prepared
 

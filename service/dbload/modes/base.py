@@ -11,6 +11,7 @@ in ``dbload.modes.MODES``.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
@@ -47,6 +48,24 @@ def deadline_ns(plan: Plan, recorder: Recorder) -> int | None:
     if plan.duration_s is None:
         return None
     return recorder.measure_from_ns + int(plan.duration_s * NS_PER_S)
+
+
+def reconnect_until(plan: Plan, deadline: int | None) -> int:
+    """Until when a worker tries to reconnect: the run's end, or the give-up."""
+    give_up = time.perf_counter_ns() + int(plan.reconnect_give_up_s * NS_PER_S)
+    return give_up if deadline is None else min(deadline, give_up)
+
+
+def gave_up(
+    plan: Plan, recorder: Recorder, client_id: int, until: int, deadline: int | None
+) -> None:
+    """Note a worker that stopped because its server stayed away (and not
+    because the run ended or was stopped while it waited)."""
+    if time.perf_counter_ns() >= until and (deadline is None or until < deadline):
+        recorder.incidents.append(
+            f"client {client_id} could not reconnect (tried for {plan.reconnect_give_up_s:g} s)"
+            " and stopped; the server is unreachable or the database is gone"
+        )
 
 
 def prepare_error(statement: Statement, message: str) -> WorkloadError:

@@ -61,8 +61,8 @@ except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
 # forkserver either: both run the caller's __main__ again in the child, so
 # a script calling dbload.run() without an `if __name__ == "__main__"` guard
 # (or python -c, a notebook) would fail; forkserver would also save the
-# ~0.4 s a child spends importing dbload only from the second run of a
-# process on. The import time is spent before the start barrier, outside any
+# ~0.2 s a child spends importing dbload only from the second run of a
+# process on. The start-up is spent before the start barrier, outside any
 # measurement. The child gets the parent's sys.path, as spawn does.
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
@@ -96,9 +96,10 @@ def worker_cpus(processes: int) -> list[int | None]:
 
     With one worker per core, pinning keeps each on its core with its caches
     warm instead of migrating around the server's backends; measured here
-    (2 cores, select, 8 clients, local server), 5-15 % less client CPU per
-    transaction and as much more throughput. With fewer workers than cores
-    the scheduler is left free to use the idle ones.
+    (2 cores, select, 8 clients, local server; medians of 4-6 alternated
+    runs, four times) 5-15 % less client CPU per transaction and 6-30 % more
+    throughput. With fewer workers than cores the scheduler is left free to
+    use the idle ones.
     """
     cpus = usable_cpus()
     if processes < 2 or processes != len(cpus):
@@ -233,7 +234,10 @@ class _CountingRecorder(_WorkerRecorder):
 def worker_entry(fd: int) -> None:
     """Entry point of a worker process: its end of the pipe is ``fd``."""
     conn = Connection(fd)
-    tag, job = conn.recv()
+    try:
+        tag, job = conn.recv()
+    except (EOFError, OSError):  # the parent is gone already
+        return
     assert tag == "job", tag
     _worker_main(job, conn)
 

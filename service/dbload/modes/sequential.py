@@ -41,7 +41,9 @@ class SequentialExecutor(Executor):
                     recorder,
                     deadline_ns(plan, recorder),
                     stop,
-                    lambda _lost: retry_connect(connect, psycopg.Connection.close, plan, stop),
+                    lambda _lost, until: retry_connect(
+                        connect, psycopg.Connection.close, plan, stop, until
+                    ),
                     in_flight,
                 )
             finally:

@@ -40,9 +40,13 @@ class ThreadsExecutor(Executor):
         in_flight, finished = InFlight(), threading.Event()
 
         def worker(pool: ConnectionPool, client_id: int) -> None:
-            def reconnect(lost: psycopg.Connection[Any]) -> psycopg.Connection[Any] | None:
+            def reconnect(
+                lost: psycopg.Connection[Any], until: int
+            ) -> psycopg.Connection[Any] | None:
                 pool.putconn(lost)  # the pool sees it is closed and replaces it
-                return retry_connect(lambda: pool.getconn(timeout=10), pool.putconn, plan, stop)
+                return retry_connect(
+                    lambda: pool.getconn(timeout=10), pool.putconn, plan, stop, until
+                )
 
             conn = pool.getconn()
             try:
