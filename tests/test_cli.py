@@ -314,7 +314,10 @@ def _start_long_run(dsn: str, tmp_path: Path, mode: str, *extra: str) -> subproc
         env={**os.environ, "DBLOAD_DSN": dsn},
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline().startswith("database:")
+    first = proc.stdout.readline()
+    if not first.startswith("database:"):
+        proc.kill()  # not left behind, waiting on its 60 s sleeps
+        pytest.fail(f"the run did not start: {first!r}")
     time.sleep(0.5)
     return proc
 

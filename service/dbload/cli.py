@@ -116,7 +116,7 @@ FileOpt = Annotated[
     typer.Option(
         "--file",
         "-f",
-        help="A pgbench-syntax script, SCRIPT[@WEIGHT]; repeatable.",
+        help="A pgbench-syntax script, SCRIPT\\[@WEIGHT]; repeatable.",
         show_default=False,
     ),
 ]
@@ -302,7 +302,7 @@ def run(
 def compare(
     modes: Annotated[
         str,
-        typer.Option("--modes", help="Comma-separated modes to compare \\[default: all]."),
+        typer.Option("--modes", help="Comma-separated modes to compare."),
     ] = ",".join(MODES),
     workload: WorkloadOpt = None,
     file: FileOpt = None,

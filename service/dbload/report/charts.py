@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,10 +23,10 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from dbload.errors import DbloadError
 from dbload.measure.comparison import Comparison, baseline, run_labels
 from dbload.measure.histogram import decode
 from dbload.measure.result import Result
+from dbload.report.files import write_atomically
 
 # Same colour for a mode in every chart (and in the HTML table).
 MODE_COLOURS = {
@@ -366,33 +364,9 @@ def write_figures(figs: dict[str, Figure], out_dir: Path) -> list[Path]:
     for name, fig in figs.items():
         for suffix, data in ((".png", png_bytes(fig)), (".svg", svg_bytes(fig))):
             path = out_dir / f"{name}{suffix}"
-            write_bytes_atomically(path, data)
+            write_atomically(path, data)
             written.append(path)
     return written
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write next to the target and rename: a reader never sees half a file."""
-    tmp_name: str | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as tmp:
-            tmp_name = tmp.name
-            tmp.write(data)
-        os.chmod(tmp_name, _new_file_mode())  # temp files are 0600; reports are to share
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        raise DbloadError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _new_file_mode() -> int:
-    """The mode open() gives a new file: 0666 less the umask (read by setting it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _short(value: float) -> str:

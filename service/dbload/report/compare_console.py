@@ -109,26 +109,31 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
 
 
 def diff_table(results: Sequence[Result], names: Sequence[str] | None = None) -> Table:
-    """Each run's summary and its tps and p99 change relative to the first run."""
-    table = Table(title="runs compared with run 1", title_justify="left", title_style="bold")
+    """Each run's summary and its tps and p99 change relative to the first run.
+
+    Narrow enough for an 80-column terminal: what all runs share (workload,
+    file) goes in the title, and each run is one label.
+    """
+    workloads = list(dict.fromkeys(r.workload for r in results))
+    files = list(dict.fromkeys(names or ()))
+    title = f"{', '.join(workloads)}: runs compared with run 1"
+    if len(files) == 1:
+        title += f" ({files[0]})"
+    table = Table(title=title, title_justify="left", title_style="bold")
     table.add_column("#", justify="right", style="dim")
-    if names is not None:
-        table.add_column("file", overflow="fold")
-    table.add_column("mode", style="bold", no_wrap=True)
-    table.add_column("clients", justify="right", no_wrap=True)
-    table.add_column("workload")
-    table.add_column("started", no_wrap=True)
+    table.add_column("run", overflow="fold")
     for name in ("tps", "\u0394 tps", "p99 ms", "\u0394 p99"):
         table.add_column(name, justify="right", no_wrap=True)
     for i, result in enumerate(results):
         delta = diff(results[0], result) if i else Delta(None, None)
+        label = f"{result.mode} c={result.concurrency}"
+        if len(workloads) > 1:
+            label += f" {result.workload}"
+        if names is not None and len(files) > 1:
+            label += f" [dim]{names[i]}[/]"
         table.add_row(
             str(i + 1),
-            *([names[i]] if names is not None else []),
-            result.mode,
-            str(result.concurrency),
-            result.workload,
-            result.started_at,
+            label,
             fmt_tps(result.tps),
             _delta_text(delta.tps_pct, higher_is_better=True),
             fmt_ms(result.latency.p99),

@@ -31,7 +31,7 @@ from dbload.measure.comparison import (
     rows,
 )
 from dbload.measure.result import Result
-from dbload.report.charts import figures, mode_colour, svg_text, write_bytes_atomically
+from dbload.report.charts import figures, mode_colour, svg_text
 from dbload.report.charts import write_figures as write_chart_files
 from dbload.report.compare_console import (
     DASH,
@@ -43,6 +43,7 @@ from dbload.report.compare_console import (
     fmt_speedup,
     fmt_tps,
 )
+from dbload.report.files import write_atomically
 from dbload.report.json_ import write_compare_json
 
 RESULTS_JSON = "results.json"
@@ -163,7 +164,7 @@ def write_report(
     write_compare_json(results, comparison)
     written = [results, *write_chart_files(figs, out_dir)]
     page = out_dir / REPORT_HTML
-    write_bytes_atomically(page, _page(comparison, figs, deltas, sources).encode("utf-8"))
+    write_atomically(page, _page(comparison, figs, deltas, sources).encode("utf-8"))
     return [*written, page]
 
 

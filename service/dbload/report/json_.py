@@ -6,17 +6,16 @@ The layout is documented in README.md; change both together.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dbload.errors import DbloadError
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import Result
+from dbload.report.files import write_atomically
 
 SCHEMA = "dbload/result@1"
+COMPARE_SCHEMA = "dbload/compare@1"
 
 
 def to_dict(result: Result) -> dict[str, Any]:
@@ -101,26 +100,8 @@ def _latency(lat: Any) -> dict[str, float]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write next to the target and rename, so a reader never sees half a file."""
-    path = path.expanduser()
-    tmp_name: str | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as tmp:
-            tmp_name = tmp.name
-            json.dump(data, tmp, indent=2)
-            tmp.write("\n")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        raise DbloadError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-COMPARE_SCHEMA = "dbload/compare@1"
+    """Write ``data`` as indented JSON, atomically (see :func:`write_atomically`)."""
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def compare_to_dict(comparison: Comparison) -> dict[str, Any]:
