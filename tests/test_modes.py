@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,11 +16,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dbload.api import RunOptions, prepare_options, run_on
 from dbload.config import Plan
+from dbload.database import embedded
 from dbload.database.resolve import Database
-from dbload.errors import UsageError, WorkloadError
+from dbload.errors import DatabaseError, UsageError, WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.measure.result import Result
 from dbload.modes import MODES, get_executor
+from dbload.schema.seed import ensure_ready
 from dbload.workload.parser import load_workload
 
 ALL_MODES = sorted(MODES)
@@ -491,3 +495,46 @@ def test_worker_gives_up_when_its_database_is_gone(
     assert recorder.incidents
     assert all("could not reconnect" in text for text in recorder.incidents)
     assert recorder.failed >= 1 and recorder.ok >= 50
+
+
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[tuple[Path, str]]:
+    """An embedded server of this module's own, seeded, that a test may restart."""
+    root = Path(tempfile.mkdtemp(prefix="dbload-restart-"))
+    try:
+        server = embedded.start(root / "pg")
+    except DatabaseError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"cannot start a private embedded server: {exc}")
+    try:
+        ensure_ready(server.url)
+        yield root / "pg", server.url
+    finally:
+        embedded.stop(root / "pg")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_server_restart_mid_run_is_counted_and_the_run_recovers(
+    private_server: tuple[Path, str], mode: str
+) -> None:
+    pgdata, url = private_server
+
+    def restart() -> None:
+        embedded.stop(pgdata)
+        embedded.start(pgdata)
+
+    timer = threading.Timer(_into_run(mode, 1.0), restart)
+    timer.start()
+    options = prepare_options(
+        workload="select", mode=mode, concurrency=_concurrency(mode, 3),
+        duration=_into_run(mode, 3.5), seed=6,
+    )  # fmt: skip
+    result = run_on(_db(url), 1, options)
+    timer.join()
+    assert not result.interrupted and not result.incidents
+    assert result.failed >= 1
+    assert all(code == "57P01" or code.startswith("08") for code in result.errors), result.errors
+    # back at full speed after the restart: the last whole second has transactions
+    assert result.series[-2].transactions > 0 and result.ok > 0
