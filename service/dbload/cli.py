@@ -29,6 +29,7 @@ from dbload.database.resolve import open_database
 from dbload.errors import DbloadError, UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import DatabaseInfo, Result
+from dbload.measure.thresholds import judge, parse_threshold
 from dbload.modes import MODES
 from dbload.report import console as console_report
 from dbload.report import progress
@@ -261,6 +262,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            help="Pass/fail criterion judged at the end, e.g. 'p99<20ms', 'errors<0.1%', "
+            "'tps>500'; repeatable. Exit 99 when one fails.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
@@ -269,6 +279,7 @@ def run(
     if progress_s is not None and progress_s <= 0:
         raise UsageError(f"--progress must be positive, got {progress_s}")
     json_path = check_output(json_path)
+    thresholds = tuple(parse_threshold(text) for text in threshold or ())
     common = _options(
         file, define, queries, duration, warmup, seed, statement_timeout, max_tries, isolation,
         cpu_work,
@@ -285,9 +296,10 @@ def run(
             database, scale = stack.enter_context(database_ready(db, dsn))
         with _stop_on_signals(stop) as caught:
             result = run_on(database, scale, options, stop=stop, observer=observer)
-    out.print(console_report.render(result))
+    verdicts = judge(thresholds, result)
+    out.print(console_report.render(result, verdicts))
     if json_path is not None:
-        write_json(json_path, to_dict(result))
+        write_json(json_path, to_dict(result, verdicts))
         out.print(f"[dim]result written to {json_path}[/]", highlight=False)
     if result.incidents:  # e.g. a worker process died: the result is incomplete
         raise typer.Exit(_fail(result.incidents[0], 1))
@@ -296,6 +308,10 @@ def run(
             _fail(f"aborted after {result.failed} failed transactions (--max-errors)", 1)
         )
     _exit_if_interrupted(caught)
+    failed = [v for v in verdicts if not v.passed]
+    if failed:  # k6's exit code for crossed thresholds
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise typer.Exit(_fail(f"threshold failed: {failed[0].describe()}{more}", 99))
 
 
 @app.command()

@@ -5,6 +5,8 @@ Modelled on pgbench's summary: every number a user needs, nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -12,6 +14,7 @@ from rich.text import Text
 
 from dbload.measure.histogram import LatencySummary
 from dbload.measure.result import Result
+from dbload.measure.thresholds import Verdict
 
 # SQLSTATE codes a load test meets most; others show their code alone.
 _SQLSTATE_NAMES = {
@@ -165,8 +168,20 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render(result: Result) -> RenderableType:
+def render(result: Result, verdicts: Sequence[Verdict] = ()) -> RenderableType:
     parts: list[RenderableType] = [summary_table(result)]
     if result.statements:
         parts += [Text(""), statements_table(result)]
+    if verdicts:
+        parts += [Text(""), thresholds_text(verdicts)]
     return Group(*parts)
+
+
+def thresholds_text(verdicts: Sequence[Verdict]) -> Text:
+    """One line per threshold, pass or fail, with the measured value."""
+    text = Text("thresholds\n", style="bold")
+    for verdict in verdicts:
+        mark, style = ("✓ pass", "green") if verdict.passed else ("✗ FAIL", "bold red")
+        text.append(f"  {mark}", style=style)
+        text.append(f"  {verdict.describe()}\n")
+    return text

@@ -6,19 +6,39 @@ The layout is documented in README.md; change both together.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import Result
+from dbload.measure.thresholds import Verdict
 from dbload.report.files import write_atomically
 
 SCHEMA = "dbload/result@1"
 COMPARE_SCHEMA = "dbload/compare@1"
 
 
-def to_dict(result: Result) -> dict[str, Any]:
+def to_dict(result: Result, verdicts: Sequence[Verdict] = ()) -> dict[str, Any]:
+    """The result as JSON data; ``verdicts`` (of ``--threshold``) add a
+    ``thresholds`` key."""
+    data = _result_dict(result)
+    if verdicts:
+        data["thresholds"] = [
+            {
+                "threshold": v.threshold.text,
+                "metric": v.threshold.metric,
+                "limit": v.threshold.value,
+                "actual": None if v.actual != v.actual else round(v.actual, 6),  # NaN: no data
+                "passed": v.passed,
+            }
+            for v in verdicts
+        ]
+    return data
+
+
+def _result_dict(result: Result) -> dict[str, Any]:
     lat = result.latency
     cpu = result.cpu
     return {
