@@ -32,6 +32,8 @@ from dbload.errors import DatabaseError
 from dbload.measure.comparison import Comparison
 from dbload.schema.seed import ensure_ready
 
+pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs a user's suite
+
 TEST_DB_PREFIX = "dbload_test_"
 
 

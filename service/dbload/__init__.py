@@ -1,3 +1,25 @@
-"""dbload: PostgreSQL workloads run sequentially, in threads and with asyncio."""
+"""dbload: PostgreSQL workloads run sequentially, in threads and with asyncio.
+
+``dbload.run``, ``dbload.run_async`` and ``dbload.compare`` are
+:mod:`dbload.api`'s, imported on first use: ``import dbload`` alone stays
+light (the command line masks passwords in its title before the drivers load).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_API = ("run", "run_async", "compare", "Options", "Observer")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from dbload import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'dbload' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]

@@ -8,6 +8,7 @@ that want to watch pass an :class:`Observer`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import platform
@@ -151,6 +152,34 @@ def run(
     prepared = prepare_options(workload, mode, concurrency, **options)
     with database_ready(db, dsn) as (database, scale):
         return run_on(database, scale, prepared, stop=stop, observer=observer)
+
+
+async def run_async(
+    workload: str | None = None,
+    *,
+    mode: str = "async",
+    concurrency: int | None = None,
+    dsn: str | None = None,
+    db: str = "auto",
+    stop: threading.Event | None = None,
+    observer: Observer | None = None,
+    **options: Unpack[Options],
+) -> Result:
+    """:func:`run` for a caller inside an event loop (a pytest-asyncio test,
+    an async service): the run gets a thread and an event loop of its own,
+    so it neither blocks the caller's loop nor competes with it."""
+    return await asyncio.to_thread(
+        lambda: run(
+            workload,
+            mode=mode,
+            concurrency=concurrency,
+            dsn=dsn,
+            db=db,
+            stop=stop,
+            observer=observer,
+            **options,
+        )
+    )
 
 
 def compare(
@@ -374,5 +403,6 @@ __all__ = [
     "database_ready",
     "prepare_options",
     "run",
+    "run_async",
     "run_on",
 ]
