@@ -31,8 +31,10 @@ from dbload.config import (
     check_isolation,
     check_max_errors,
     check_max_tries,
+    check_rate,
     check_sweep,
     check_warmup,
+    parse_duration_ms,
     parse_timeout_ms,
     pick_seed,
 )
@@ -40,6 +42,7 @@ from dbload.database.resolve import Database, open_database, server_version
 from dbload.errors import UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuMeter, find_postmaster
+from dbload.measure.histogram import summarize
 from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
 from dbload.modes import MODES, Executor, get_executor
@@ -79,6 +82,8 @@ class RunOptions:
     max_tries: int = 1  # 1: no retry
     isolation: str | None = None  # PostgreSQL's spelling; None: the server's default
     cpu_work_ms: float = 0.0
+    rate: float | None = None  # open loop (--rate), transactions/s in all
+    latency_limit_ms: float = 0.0
 
 
 class Options(TypedDict, total=False):
@@ -90,6 +95,10 @@ class Options(TypedDict, total=False):
     deadlock (40001, 40P01) under ``isolation`` (``serializable``,
     ``repeatable-read``, ``read-committed``); ``cpu_work`` adds that many
     milliseconds of Python work per transaction (the CPU-bound contrast).
+    ``rate`` runs open loop: transactions start on a Poisson schedule of
+    that many per second in all, and latency counts from the scheduled start;
+    ``latency_limit`` (``10ms``) counts slower ones as late and skips those
+    already that late when due, as pgbench -R -L does.
     """
 
     files: Sequence[str]
@@ -103,6 +112,8 @@ class Options(TypedDict, total=False):
     max_tries: int | None
     isolation: str | None
     cpu_work: float | None
+    rate: float | None
+    latency_limit: str | None
 
 
 def prepare_options(
@@ -127,6 +138,8 @@ def prepare_options(
         max_tries=check_max_tries(options.get("max_tries")),
         isolation=check_isolation(options.get("isolation")),
         cpu_work_ms=check_cpu_work(options.get("cpu_work")),
+        rate=check_rate(options.get("rate")),
+        latency_limit_ms=parse_duration_ms(options.get("latency_limit"), "--latency-limit"),
     )
 
 
@@ -271,9 +284,12 @@ def run_on(
         isolation=options.isolation,
         cpu_work_ms=options.cpu_work_ms,
         cpu_work_loops=loops_for(options.cpu_work_ms),
+        rate=options.rate,
+        latency_limit_ms=options.latency_limit_ms,
     )
     cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
     recorder = Recorder(len(workload.statements))
+    recorder.latency_limit_ns = plan.latency_limit_ns
     recorder.on_begin = lambda: _start_cpu_after(cpu, plan.warmup_s)
     recorder.on_finish = cpu.stop
     if options.max_errors:
@@ -358,6 +374,11 @@ def _result(
         histogram=encoded,
         versions=_versions(info.server_version, executor.driver),
         incidents=tuple(recorder.incidents),
+        rate=plan.rate,
+        latency_limit_ms=plan.latency_limit_ms,
+        skipped=recorder.skipped,
+        late=recorder.late,
+        lag=summarize(recorder.lag) if plan.rate else None,
     )
 
 

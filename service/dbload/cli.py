@@ -262,6 +262,26 @@ def run(
             show_default=False,
         ),
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            "-R",
+            help="Open loop: start transactions on a Poisson schedule of R per second in all;"
+            " latency counts from the scheduled start.",
+            show_default=False,
+        ),
+    ] = None,
+    latency_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--latency-limit",
+            "-L",
+            help="Count transactions slower than this (10ms) as late; with --rate, skip"
+            " those already that late when due.",
+            show_default=False,
+        ),
+    ] = None,
     threshold: Annotated[
         list[str] | None,
         typer.Option(
@@ -285,6 +305,8 @@ def run(
         cpu_work,
     )  # fmt: skip
     common["max_errors"] = max_errors
+    common["rate"] = rate
+    common["latency_limit"] = latency_limit
     options = prepare_options(workload, mode, concurrency, **common)
     out = Console(quiet=quiet)
     if mode == "sequential" and concurrency not in (None, 1):

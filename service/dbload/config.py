@@ -41,6 +41,13 @@ class Plan:
     # a worker that cannot reconnect for this long stops, with an incident,
     # rather than retry for ever: the database may be gone for good
     reconnect_give_up_s: float = 30.0
+    rate: float | None = None  # open loop: transactions/s over all workers (--rate)
+    latency_limit_ms: float = 0.0  # --latency-limit; 0: none
+
+    @property
+    def latency_limit_ns(self) -> int:
+        return int(self.latency_limit_ms * 1_000_000)
+
     processes: int | None = None  # processes mode: worker processes (None: one per core)
 
     def server_settings(self) -> dict[str, str]:
@@ -131,6 +138,22 @@ def check_max_errors(max_errors: int | None) -> int:
     if max_errors is not None and max_errors < 1:
         raise UsageError(f"--max-errors must be at least 1, got {max_errors}")
     return max_errors or 0
+
+
+def check_rate(rate: float | None) -> float | None:
+    if rate is not None and not rate > 0:
+        raise UsageError(f"--rate must be a positive number of transactions per second, got {rate}")
+    return rate
+
+
+def parse_duration_ms(text: str | None, option: str) -> float:
+    """``10ms``, ``1.5s``, ``500us`` or bare milliseconds, as a float; 0 = off."""
+    if text is None:
+        return 0.0
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise UsageError(f"{option}: {text!r} is not a positive duration like 10ms or 1.5s")
+    return float(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
 def check_max_tries(max_tries: int | None) -> int:

@@ -27,6 +27,8 @@ COUNTERS = (
     "retried",
     "retries",
     "cancelled",
+    "skipped",
+    "late",
     "statement_count",
     "warmup_transactions",
 )
@@ -48,6 +50,7 @@ class RecorderState:
     first_interval: int = 0
     ended_ns: int = 0  # perf_counter_ns when the recorder finished (0: still running)
     incidents: tuple[str, ...] = ()  # new since the previous delta
+    lag: str = ""  # open loop: encoded HDR histogram of schedule lag, µs
 
 
 def _encoded(hist: HdrHistogram) -> str:
@@ -66,6 +69,7 @@ def state_of(recorder: Recorder) -> RecorderState:
         series=tuple(recorder.series),
         ended_ns=recorder.ended_ns,
         incidents=tuple(recorder.incidents),
+        lag=_encoded(recorder.lag),
     )
 
 
@@ -87,6 +91,7 @@ class DeltaTaker:
 
     def take(self, recorder: Recorder) -> RecorderState:
         transactions, recorder.transactions = recorder.transactions, new_histogram()
+        lag, recorder.lag = recorder.lag, new_histogram()
         statements = recorder.statements
         recorder.statements = [new_histogram() for _ in statements]
         counters = {name: getattr(recorder, name) for name in COUNTERS}
@@ -100,6 +105,7 @@ class DeltaTaker:
             first_interval=self._intervals,
             ended_ns=recorder.ended_ns,
             incidents=tuple(recorder.incidents[self._incidents :]),
+            lag=_encoded(lag),
         )
         self._counters, self._errors = counters, errors
         self._incidents += len(state.incidents)
@@ -120,6 +126,8 @@ def merge_into(recorder: Recorder, state: RecorderState) -> None:
     """
     if state.transactions:
         recorder.transactions.decode_and_add(state.transactions.encode("ascii"))
+    if state.lag:
+        recorder.lag.decode_and_add(state.lag.encode("ascii"))
     for hist, encoded in zip(recorder.statements, state.statements, strict=True):
         if encoded:
             hist.decode_and_add(encoded.encode("ascii"))

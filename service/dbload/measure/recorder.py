@@ -59,6 +59,13 @@ class Recorder:
         self.retried = 0  # transactions that needed more than one try (--max-tries)
         self.retries = 0  # tries beyond the first, over all transactions
         self.cancelled = 0  # in flight at Ctrl-C and cancelled after the grace period
+        # open loop (--rate): how late each transaction started against its
+        # schedule, and those skipped or late against --latency-limit
+        self.lag = new_histogram()
+        self.skipped = 0
+        self.late = 0
+        self.latency_limit_ns = 0  # 0: no limit
+        self._lag_buf: list[int] = []
         self.statement_count = 0
         self.errors: dict[str, int] = {}
         self.warmup_transactions = 0
@@ -113,6 +120,7 @@ class Recorder:
         step_ns: Sequence[int],
         error: str | None = None,
         tries: int = 1,
+        lag_ns: int | None = None,
     ) -> None:
         """One finished transaction.
 
@@ -120,7 +128,10 @@ class Recorder:
         passes the durations of the steps that completed and the SQLSTATE
         (or a short code for non-SQL failures) as ``error``. ``tries`` counts
         the attempts (>1 after serialization failures or deadlocks); latency
-        spans them all, from the first start, as pgbench measures it.
+        spans them all, from the first start, as pgbench measures it. In
+        open loop ``start_ns`` is the scheduled start and ``lag_ns`` how late
+        the transaction really started, so latency includes the wait for a
+        free worker (coordinated omission corrected).
         """
         if start_ns < self.measure_from_ns:
             self.warmup_transactions += 1
@@ -131,6 +142,10 @@ class Recorder:
             if tries > 1:
                 self.retried += 1
                 self.retries += tries - 1
+            if lag_ns is not None:
+                self._lag_buf.append(lag_ns // 1000)
+            if self.latency_limit_ns and error is None:
+                self.late += end_ns - start_ns > self.latency_limit_ns
             if error is not None:
                 self.failed += 1
                 self._interval_errors += 1
@@ -145,6 +160,15 @@ class Recorder:
                 if index != SLEEP:
                     self._stmt_buf[index].append(ns // 1000)
                     self.statement_count += 1
+
+    def skip(self, due_ns: int, lag_ns: int) -> None:
+        """Open loop: a transaction not run because it was already later than
+        --latency-limit when a worker was free for it (pgbench -L with -R)."""
+        if due_ns < self.measure_from_ns:
+            return
+        with self._lock:
+            self.skipped += 1
+            self._lag_buf.append(lag_ns // 1000)
 
     def cancel(self) -> None:
         """One transaction cut short by a stop: neither a success nor a server error."""
@@ -200,6 +224,9 @@ class Recorder:
         )
         self._interval_errors = 0
         record_many(self.transactions, buf)
+        if self._lag_buf:
+            record_many(self.lag, self._lag_buf)
+            self._lag_buf.clear()
         for hist, values in zip(self.statements, self._stmt_buf, strict=True):
             if values:
                 record_many(hist, values)

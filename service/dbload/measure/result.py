@@ -59,6 +59,11 @@ class Result:
     isolation: str | None = None  # None: the server's default
     cpu_work_ms: float = 0.0  # Python work added per transaction (--cpu-work)
     incidents: tuple[str, ...] = ()  # faults that lost part of the run (a worker process died)
+    rate: float | None = None  # open loop: the scheduled rate (--rate); None: closed loop
+    latency_limit_ms: float = 0.0
+    skipped: int = 0  # open loop: already later than --latency-limit when due, not run
+    late: int = 0  # finished, but slower than --latency-limit
+    lag: LatencySummary | None = None  # open loop: scheduled start to actual start
 
     @property
     def tps(self) -> float:

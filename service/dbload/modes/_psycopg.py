@@ -21,6 +21,7 @@ from dbload.measure.recorder import Recorder
 from dbload.modes.base import (
     QUERY_CANCELED,
     RETRYABLE,
+    Schedule,
     gave_up,
     prepare_error,
     reconnect_until,
@@ -117,12 +118,25 @@ def run_worker(
     measure_from = recorder.measure_from_ns
     max_tries, loops = plan.max_tries, plan.cpu_work_loops
     in_flight.use(client_id, conn)
+    schedule = Schedule(plan, client_id, recorder.started_ns) if plan.rate else None
+    limit = plan.latency_limit_ns
+    lag: int | None = None
     done = 0
     while not stop.is_set() and (quota is None or done < quota):
         txn = stream.next()
-        start = perf()
+        # open loop: latency counts from the scheduled start, so a worker
+        # that falls behind shows up in latency, not only in lag
+        start = perf() if schedule is None else schedule.next()
         if deadline is not None and start >= deadline:
             break
+        if schedule is not None:
+            if _wait_until(start, stop):
+                break
+            lag = perf() - start
+            if limit and lag > limit:
+                recorder.skip(start, lag)
+                done += start >= measure_from
+                continue
         if loops:
             burn(loops)
         tries = 0
@@ -130,7 +144,7 @@ def run_worker(
             tries += 1
             step_ns: list[int] = []
             error: str | None = None
-            t = perf() if tries > 1 or loops else start
+            t = perf() if tries > 1 or loops or lag is not None else start
             try:
                 for index, args in txn.steps:
                     if index == SLEEP:
@@ -151,7 +165,7 @@ def run_worker(
         if error == QUERY_CANCELED and stop.is_set():
             recorder.cancel()
         else:
-            record(start, t, txn.steps, step_ns, error, tries)
+            record(start, t, txn.steps, step_ns, error, tries, lag)
         if start >= measure_from:
             done += 1
         if conn.closed:
@@ -164,6 +178,20 @@ def run_worker(
             execute = psycopg.RawCursor(conn).execute
             in_flight.use(client_id, conn)
     return conn
+
+
+def _wait_until(due_ns: int, stop: threading.Event) -> bool:
+    """Sleep until ``due_ns``; True when ``stop`` was set meanwhile.
+
+    time.sleep, not ``stop.wait``: an Event wait builds a lock and a
+    condition each time (~20 µs of GIL per transaction, the threads' scarce
+    resource); sleeping in slices of at most 0.1 s still notices a stop.
+    """
+    while (wait_ns := due_ns - time.perf_counter_ns()) > 0:
+        if stop.is_set():
+            return True
+        time.sleep(min(wait_ns / 1e9, 0.1))
+    return stop.is_set()
 
 
 def _may_retry(

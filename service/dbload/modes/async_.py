@@ -26,6 +26,7 @@ from dbload.measure.recorder import Recorder
 from dbload.modes.base import (
     RETRYABLE,
     Executor,
+    Schedule,
     cancel_after_grace,
     deadline_ns,
     gave_up,
@@ -44,6 +45,7 @@ except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
 # A lost connection has no SQLSTATE of its own when the socket just closes.
 LOST_CONNECTION = "08006"  # connection_failure
 RECONNECT_FIRST_S = 0.05
+_TIMER_SLACK_NS = 1_500_000  # see _wait_until
 RECONNECT_MAX_S = 2.0
 
 # asyncpg encodes parameters in binary by their server-inferred type, so a
@@ -211,12 +213,25 @@ async def _worker(
     measure_from = recorder.measure_from_ns
     max_tries, loops = plan.max_tries, plan.cpu_work_loops
     prepared = session.prepared
+    schedule = Schedule(plan, client_id, recorder.started_ns) if plan.rate else None
+    limit = plan.latency_limit_ns
+    lag: int | None = None
     done = 0
     while not stop.is_set() and (quota is None or done < quota):
         txn = stream.next()
-        start = perf()
+        # open loop: latency counts from the scheduled start, so a worker
+        # that falls behind shows up in latency, not only in lag
+        start = perf() if schedule is None else schedule.next()
         if deadline is not None and start >= deadline:
             break
+        if schedule is not None:
+            if await _wait_until(start, stop):
+                break
+            lag = perf() - start
+            if limit and lag > limit:
+                recorder.skip(start, lag)
+                done += start >= measure_from
+                continue
         if loops:
             burn(loops)
         tries = 0
@@ -224,7 +239,7 @@ async def _worker(
             tries += 1
             step_ns: list[int] = []
             error: str | None = None
-            t = perf() if tries > 1 or loops else start
+            t = perf() if tries > 1 or loops or lag is not None else start
             try:
                 for index, args in txn.steps:
                     if index == SLEEP:
@@ -251,7 +266,7 @@ async def _worker(
                 recorder.cancel()  # the grace period after Ctrl-C ran out
                 raise
             break
-        record(start, t, txn.steps, step_ns, error, tries)
+        record(start, t, txn.steps, step_ns, error, tries, lag)
         if start >= measure_from:
             done += 1
         if _lost(session.conn):
@@ -260,6 +275,23 @@ async def _worker(
                 gave_up(plan, recorder, client_id, until, deadline)
                 break
             prepared = session.prepared
+
+
+async def _wait_until(due_ns: int, stop: threading.Event) -> bool:
+    """Sleep until ``due_ns``; True when ``stop`` was set meanwhile (checked
+    every 0.1 s: ``stop`` is a thread event, set from a signal handler).
+
+    uvloop's timers count whole milliseconds, so a plain sleep starts up to
+    a millisecond late: the last stretch yields to the loop until due.
+    """
+    while (wait_ns := due_ns - time.perf_counter_ns()) > 0:
+        if stop.is_set():
+            return True
+        if wait_ns > _TIMER_SLACK_NS:
+            await asyncio.sleep(min((wait_ns - _TIMER_SLACK_NS) / 1e9, 0.1))
+        else:
+            await asyncio.sleep(0)
+    return stop.is_set()
 
 
 def _may_retry(session: _Session, stop: threading.Event, deadline: int | None, now: int) -> bool:

@@ -10,6 +10,7 @@ in ``dbload.modes.MODES``.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -48,6 +49,26 @@ def deadline_ns(plan: Plan, recorder: Recorder) -> int | None:
     if plan.duration_s is None:
         return None
     return recorder.measure_from_ns + int(plan.duration_s * NS_PER_S)
+
+
+class Schedule:
+    """Open loop (``--rate``): when this worker's next transaction is due.
+
+    Each of the N workers follows a Poisson process of rate R/N, so all of
+    them together make one of rate R, as pgbench -R schedules its clients.
+    The draws come from a generator of their own: the same seed sends the
+    same parameters open loop or closed.
+    """
+
+    def __init__(self, plan: Plan, client_id: int, start_ns: int) -> None:
+        assert plan.rate is not None
+        self._draw = random.Random(f"dbload:{plan.seed}:{client_id}:schedule").expovariate
+        self._mean_gap_ns = plan.concurrency / plan.rate * NS_PER_S
+        self.due_ns = start_ns
+
+    def next(self) -> int:
+        self.due_ns += int(self._draw(1.0) * self._mean_gap_ns)
+        return self.due_ns
 
 
 def reconnect_until(plan: Plan, deadline: int | None) -> int:

@@ -256,6 +256,7 @@ def _worker_main(job: _Job, conn: Connection) -> None:
     link = _ParentLink(conn)
     cls = _CountingRecorder if job.report_failures else _WorkerRecorder
     recorder = cls(job, link)
+    recorder.latency_limit_ns = job.plan.latency_limit_ns
     try:
         coro = run_async(job.plan, recorder, link.stop, job.clients)
         if uvloop is not None:

@@ -64,6 +64,10 @@ def summary_table(result: Result) -> Table:
     )
     if result.max_tries > 1 or result.retried:
         table.add_row("retried", _retried_line(result))
+    if result.rate is not None:
+        table.add_row("open loop", _open_loop_line(result))
+    elif result.latency_limit_ms:
+        table.add_row("late", f"{result.late:,} slower than {result.latency_limit_ms:g} ms")
     if result.cancelled:
         table.add_row(
             "cancelled", f"{result.cancelled:,} in flight at the stop, after the grace period"
@@ -96,6 +100,30 @@ def _plan_line(result: Result, batch: str) -> str:
             *(e for e in extras if e),
         ]
     )
+
+
+# Lag past this means the workers could not start transactions when due.
+BEHIND_MS = 1.0
+
+
+def _open_loop_line(result: Result) -> str:
+    """pgbench -R's figures: the schedule, how late it ran, what was skipped."""
+    parts = [f"scheduled {result.rate:,.1f} tps (Poisson), achieved {result.tps:,.1f}"]
+    lag = result.lag
+    if lag is not None:
+        parts.append(f"schedule lag p50 {_fmt(lag.p50)} p99 {_fmt(lag.p99)} max {_fmt(lag.max)} ms")
+    if result.latency_limit_ms:
+        parts.append(
+            f"{result.skipped:,} skipped, {result.late:,} late"
+            f" (limit {result.latency_limit_ms:g} ms)"
+        )
+    line = " · ".join(parts)
+    if lag is not None and lag.p99 > BEHIND_MS:
+        line += (
+            "\n[yellow]the workers fell behind the schedule: latency includes the wait"
+            " for a free worker; add clients (-c) to measure the server alone[/]"
+        )
+    return line
 
 
 def _retried_line(result: Result) -> str:

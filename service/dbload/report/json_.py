@@ -101,6 +101,15 @@ def _result_dict(result: Result) -> dict[str, Any]:
             "server_pct": None if cpu.server_pct is None else round(cpu.server_pct, 1),
             "server_note": cpu.server_note,
         },
+        "open_loop": None
+        if result.rate is None
+        else {
+            "rate": result.rate,
+            "latency_limit_ms": result.latency_limit_ms,
+            "skipped": result.skipped,
+            "late": result.late,
+            "lag_ms": None if result.lag is None else _latency(result.lag),
+        },
         "histogram": {"unit": "us", "encoding": "HdrHistogram-V2-base64", "data": result.histogram},
         "versions": result.versions,
     }

@@ -297,6 +297,15 @@ def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
             found[name] = read(name)
     if top.has("incidents") and "incidents" in _RESULT_FIELDS:
         found["incidents"] = tuple(top.texts("incidents"))
+    if (loop := top.opt_obj("open_loop")) is not None:
+        lag = loop.opt_obj("lag_ms")
+        found.update(
+            rate=loop.number("rate"),
+            latency_limit_ms=loop.number("latency_limit_ms"),
+            skipped=loop.integer("skipped"),
+            late=loop.integer("late"),
+            lag=None if lag is None else _latency(lag, 0),
+        )
     return found
 
 
