@@ -45,7 +45,6 @@ except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
 # A lost connection has no SQLSTATE of its own when the socket just closes.
 LOST_CONNECTION = "08006"  # connection_failure
 RECONNECT_FIRST_S = 0.05
-_TIMER_SLACK_NS = 1_500_000  # see _wait_until
 RECONNECT_MAX_S = 2.0
 
 # asyncpg encodes parameters in binary by their server-inferred type, so a
@@ -281,16 +280,16 @@ async def _wait_until(due_ns: int, stop: threading.Event) -> bool:
     """Sleep until ``due_ns``; True when ``stop`` was set meanwhile (checked
     every 0.1 s: ``stop`` is a thread event, set from a signal handler).
 
-    uvloop's timers count whole milliseconds, so a plain sleep starts up to
-    a millisecond late: the last stretch yields to the loop until due.
+    The event loop's timers count whole milliseconds, so a transaction may
+    start up to ~1 ms after its due time; that shows as schedule lag, and
+    latency still counts from the due time. Spinning through the last
+    millisecond cut lag p99 to 0.1 ms but cost a whole core at any rate
+    (bench/open_loop.py), which on a shared machine the server needs more.
     """
     while (wait_ns := due_ns - time.perf_counter_ns()) > 0:
         if stop.is_set():
             return True
-        if wait_ns > _TIMER_SLACK_NS:
-            await asyncio.sleep(min((wait_ns - _TIMER_SLACK_NS) / 1e9, 0.1))
-        else:
-            await asyncio.sleep(0)
+        await asyncio.sleep(min(wait_ns / 1e9, 0.1))
     return stop.is_set()
 
 
