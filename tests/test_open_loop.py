@@ -95,3 +95,53 @@ def test_cli_bad_open_loop_options_are_one_line(args: list[str], needle: str) ->
     code, _, err = _cli("run", "--dsn", "postgresql://x@127.0.0.1:1/x", *args)
     _one_line_error(code, err, needle)
     assert code == 2
+
+
+@pytest.mark.parametrize("mode", ["threads", "async", "processes"])
+def test_stages_ramp_the_rate(seeded_dsn: str, mode: str) -> None:
+    """0→600/s over 2 s: about 150 transactions in the first second and 450
+    in the second (the area under the ramp), in the per-second series."""
+    result = _run(seeded_dsn, workload="select", mode=mode, concurrency=4, stages="2s:600", seed=2)
+    assert result.stages is not None and result.rate == 600
+    assert result.planned_duration_s == 2
+    counts = [interval.transactions for interval in result.series]
+    assert len(counts) == 2, counts
+    for got, want in zip(counts, [150, 450], strict=True):
+        assert abs(got - want) < 5 * want**0.5, counts
+
+
+def test_stages_survive_json(seeded_dsn: str, tmp_path: Path) -> None:
+    result = _run(
+        seeded_dsn, workload="select", concurrency=2, stages="500ms:100,500ms:300", rate=50
+    )
+    path = tmp_path / "r.json"
+    write_json(path, to_dict(result))
+    data = json.loads(path.read_text())
+    assert data["open_loop"]["stages"] == {
+        "start_rate": 50,
+        "stages": [{"duration_s": 0.5, "target": 100}, {"duration_s": 0.5, "target": 300}],
+    }
+    assert load_result(path).stages == result.stages
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"stages": "10s"}, "is not DURATION:RATE"),
+        ({"stages": "10s:-1"}, "is not DURATION:RATE"),
+        ({"stages": "0s:10"}, "lasts more than 0 s"),
+        ({"stages": "5s:0"}, "every rate is 0"),
+        ({"stages": "5s:10", "duration": 3.0}, "drop -n/--queries and -T"),
+        ({"stages": "5s:10", "transactions": 30}, "drop -n/--queries and -T"),
+        ({"stages": "5s:10", "warmup": 1.0}, "drop --warmup"),
+    ],
+)
+def test_bad_stages(options: dict[str, object], needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        prepare_options(workload="select", **options)  # type: ignore[arg-type]
+
+
+def test_cli_malformed_stages_are_one_line() -> None:
+    code, _, err = _cli("run", "--dsn", "postgresql://x@127.0.0.1:1/x", "--stages", "10s:1,x")
+    _one_line_error(code, err, "--stages", "'x'")
+    assert code == 2

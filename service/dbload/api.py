@@ -32,6 +32,7 @@ from dbload.config import (
     check_max_errors,
     check_max_tries,
     check_rate,
+    check_stages,
     check_sweep,
     check_warmup,
     parse_duration_ms,
@@ -47,6 +48,7 @@ from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
 from dbload.modes import MODES, Executor, get_executor
 from dbload.schema.seed import ensure_ready
+from dbload.workload.arrivals import RateProfile
 from dbload.workload.cpu import loops_for
 from dbload.workload.model import Workload
 from dbload.workload.parser import load_workload
@@ -84,6 +86,7 @@ class RunOptions:
     cpu_work_ms: float = 0.0
     rate: float | None = None  # open loop (--rate), transactions/s in all
     latency_limit_ms: float = 0.0
+    stages: RateProfile | None = None  # open loop, the rate over time (--stages)
 
 
 class Options(TypedDict, total=False):
@@ -98,7 +101,9 @@ class Options(TypedDict, total=False):
     ``rate`` runs open loop: transactions start on a Poisson schedule of
     that many per second in all, and latency counts from the scheduled start;
     ``latency_limit`` (``10ms``) counts slower ones as late and skips those
-    already that late when due, as pgbench -R -L does.
+    already that late when due, as pgbench -R -L does. ``stages``
+    (``10s:100,30s:500,10s:0``) ramps the rate from ``rate`` (else 0) to each
+    target in turn, k6 style; the stages are the whole run.
     """
 
     files: Sequence[str]
@@ -114,6 +119,7 @@ class Options(TypedDict, total=False):
     cpu_work: float | None
     rate: float | None
     latency_limit: str | None
+    stages: str | None
 
 
 def prepare_options(
@@ -124,22 +130,27 @@ def prepare_options(
 ) -> RunOptions:
     """Validate every option and parse the scripts, before touching a database."""
     get_executor(mode)  # unknown mode fails here, first
-    n, t = check_batch(options.get("transactions"), options.get("duration"))
+    batch = options.get("transactions"), options.get("duration")
+    warmup = check_warmup(options.get("warmup", 0.0))
+    rate = check_rate(options.get("rate"))
+    stages = check_stages(options.get("stages"), rate, batch, warmup)
+    n, t = check_batch(*batch) if stages is None else (None, stages.duration_s)
     return RunOptions(
         workload=load_workload(options.get("files", ()), workload, options.get("defines")),
         mode=mode,
         concurrency=check_concurrency(mode, concurrency),
         transactions=n,
         duration_s=t,
-        warmup_s=check_warmup(options.get("warmup", 0.0)),
+        warmup_s=warmup,
         seed=pick_seed(options.get("seed")),
         statement_timeout_ms=parse_timeout_ms(options.get("statement_timeout")),
         max_errors=check_max_errors(options.get("max_errors")),
         max_tries=check_max_tries(options.get("max_tries")),
         isolation=check_isolation(options.get("isolation")),
         cpu_work_ms=check_cpu_work(options.get("cpu_work")),
-        rate=check_rate(options.get("rate")),
+        rate=rate if stages is None else stages.peak,
         latency_limit_ms=parse_duration_ms(options.get("latency_limit"), "--latency-limit"),
+        stages=stages,
     )
 
 
@@ -286,6 +297,7 @@ def run_on(
         cpu_work_loops=loops_for(options.cpu_work_ms),
         rate=options.rate,
         latency_limit_ms=options.latency_limit_ms,
+        stages=options.stages,
     )
     cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
     recorder = Recorder(len(workload.statements))
@@ -379,6 +391,7 @@ def _result(
         skipped=recorder.skipped,
         late=recorder.late,
         lag=summarize(recorder.lag) if plan.rate else None,
+        stages=plan.stages,
     )
 
 

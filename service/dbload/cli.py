@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from rich.console import Console
 from dbload import __version__
 from dbload.api import Observer, Options, compare_cells, database_ready, prepare_options, run_on
 from dbload.api import compare as run_compare
+from dbload.capacity import Step, parse_slo, search, search_options
 from dbload.config import Plan, check_output, parse_sweep
 from dbload.database import embedded
 from dbload.database.redact import hide_password_in_title, redact
@@ -33,6 +35,7 @@ from dbload.measure.thresholds import judge, parse_threshold
 from dbload.modes import MODES
 from dbload.report import console as console_report
 from dbload.report import progress
+from dbload.report.capacity import capacity_to_dict, print_capacity, step_line, summary
 from dbload.report.compare_console import print_comparison, print_diff
 from dbload.report.json_ import to_dict, write_json
 from dbload.report.load import load_any
@@ -282,12 +285,37 @@ def run(
             show_default=False,
         ),
     ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option(
+            "--stages",
+            help="Open loop with a rate that ramps, k6 style: 10s:100,30s:500,10s:0 (from"
+            " --rate, else 0, to each target in turn); the stages are the whole run.",
+            show_default=False,
+        ),
+    ] = None,
     threshold: Annotated[
         list[str] | None,
         typer.Option(
             "--threshold",
             help="Pass/fail criterion judged at the end, e.g. 'p99<20ms', 'errors<0.1%', "
             "'tps>500'; repeatable. Exit 99 when one fails.",
+            show_default=False,
+        ),
+    ] = None,
+    find_max_rate: Annotated[
+        bool,
+        typer.Option(
+            "--find-max-rate",
+            help="Find, by bisection, the highest open-loop rate that meets every --slo;"
+            r" each step runs -T seconds \[default: 5]. Exit 99 when no rate does.",
+        ),
+    ] = False,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo",
+            help="Objective of --find-max-rate, in --threshold's syntax ('p99<20ms'); repeatable.",
             show_default=False,
         ),
     ] = None,
@@ -307,6 +335,19 @@ def run(
     common["max_errors"] = max_errors
     common["rate"] = rate
     common["latency_limit"] = latency_limit
+    common["stages"] = stages
+    if find_max_rate or slo:
+        if not find_max_rate:
+            raise UsageError("--slo is the objective of --find-max-rate; give both")
+        if thresholds:
+            raise UsageError("--find-max-rate judges each step by --slo; drop --threshold")
+        out = Console(quiet=quiet)
+        # the database line once, not at every step
+        searching: Observer = _CompareObserver(out, quiet, progress_s)
+        _Search(workload, mode, concurrency, common, slo or []).run(
+            out, searching, json_path, dsn, db
+        )
+        return
     options = prepare_options(workload, mode, concurrency, **common)
     out = Console(quiet=quiet)
     if mode == "sequential" and concurrency not in (None, 1):
@@ -334,6 +375,52 @@ def run(
     if failed:  # k6's exit code for crossed thresholds
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise typer.Exit(_fail(f"threshold failed: {failed[0].describe()}{more}", 99))
+
+
+@dataclass
+class _Search:
+    """``run --find-max-rate``: validate, search, print the walk, exit 99
+    when no rate meets the SLO."""
+
+    workload: str | None
+    mode: str
+    concurrency: int | None
+    options: Options
+    slo: list[str]
+
+    def run(
+        self, out: Console, observer: Observer, json_path: Path | None, dsn: str | None, db: str
+    ) -> None:
+        objectives = parse_slo(self.slo)
+        options = search_options(self.options)
+        prepared = prepare_options(self.workload, self.mode, self.concurrency, **options)
+        walked: list[Step] = []
+
+        def show(step: Step) -> None:
+            walked.append(step)
+            out.print(step_line(step, len(walked)), highlight=False)
+
+        stop = threading.Event()
+        with ExitStack() as stack:
+            with _status(out, "preparing the database…"):
+                database, scale = stack.enter_context(database_ready(db, dsn))
+            with _stop_on_signals(stop) as caught:
+                capacity = search(
+                    database,
+                    scale,
+                    prepared,
+                    objectives,
+                    stop=stop,
+                    observer=observer,
+                    on_step=show,
+                )
+        print_capacity(out, capacity)
+        if json_path is not None:
+            write_json(json_path, capacity_to_dict(capacity))
+            out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+        _exit_if_interrupted(caught)
+        if capacity.max_rate is None:
+            raise typer.Exit(_fail(summary(capacity), 99))
 
 
 @app.command()
@@ -438,8 +525,8 @@ def report(
 class _CompareObserver(_CliObserver):
     """One line per cell; the database line once."""
 
-    def __init__(self, out: Console, quiet: bool) -> None:
-        super().__init__(out, quiet, None)
+    def __init__(self, out: Console, quiet: bool, progress_s: float | None = None) -> None:
+        super().__init__(out, quiet, progress_s)
         self._shown_database = False
 
     def database(self, info: DatabaseInfo) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbload.errors import UsageError
+from dbload.workload.arrivals import RateProfile, parse_stages
 from dbload.workload.model import Workload
 
 DEFAULT_DURATION_S = 10.0
@@ -43,6 +44,16 @@ class Plan:
     reconnect_give_up_s: float = 30.0
     rate: float | None = None  # open loop: transactions/s over all workers (--rate)
     latency_limit_ms: float = 0.0  # --latency-limit; 0: none
+    # --stages: the rate over time; then ``rate`` is its peak, so that "is
+    # this run open loop?" stays one test of ``rate``
+    stages: RateProfile | None = None
+
+    @property
+    def rate_profile(self) -> RateProfile | None:
+        """The open-loop schedule's rate over time (None: closed loop)."""
+        if self.stages is not None:
+            return self.stages
+        return RateProfile(self.rate) if self.rate else None
 
     @property
     def latency_limit_ns(self) -> int:
@@ -144,6 +155,23 @@ def check_rate(rate: float | None) -> float | None:
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a positive number of transactions per second, got {rate}")
     return rate
+
+
+def check_stages(
+    text: str | None,
+    rate: float | None,
+    batch: tuple[int | None, float | None],
+    warmup_s: float,
+) -> RateProfile | None:
+    """``--stages``, ramping from ``--rate`` (else 0); the stages are the
+    whole run, so none of -n, -T or --warmup goes with them."""
+    if text is None:
+        return None
+    if batch != (None, None):
+        raise UsageError("--stages sets the run's length; drop -n/--queries and -T/--duration")
+    if warmup_s > 0:
+        raise UsageError("--stages: drop --warmup; a first stage at a low rate warms up")
+    return parse_stages(text, rate)
 
 
 def parse_duration_ms(text: str | None, option: str) -> float:

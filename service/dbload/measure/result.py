@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, encode, summarize
 from dbload.measure.recorder import Interval, Recorder
+from dbload.workload.arrivals import RateProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class Result:
     skipped: int = 0  # open loop: already later than --latency-limit when due, not run
     late: int = 0  # finished, but slower than --latency-limit
     lag: LatencySummary | None = None  # open loop: scheduled start to actual start
+    stages: RateProfile | None = None  # open loop, --stages: the rate over time
 
     @property
     def tps(self) -> float:

@@ -60,37 +60,43 @@ class Verdict:
         return f"{self.threshold.text} (was {self.actual:,.3f}{unit})"
 
 
-def parse_threshold(text: str) -> Threshold:
-    """``p99<20ms``, ``mean<=5ms``, ``tps>500``, ``errors<0.1%``, ``errors<=10``."""
+def parse_threshold(text: str, option: str = "--threshold") -> Threshold:
+    """``p99<20ms``, ``mean<=5ms``, ``tps>500``, ``errors<0.1%``, ``errors<=10``
+    (``option`` names the flag in errors: ``--slo`` takes the same syntax)."""
     match = _SPEC.match(text)
     if match is None:
-        raise UsageError(f"--threshold: {text!r} is not METRIC<VALUE, e.g. 'p99<20ms' or 'tps>500'")
+        raise UsageError(f"{option}: {text!r} is not METRIC<VALUE, e.g. 'p99<20ms' or 'tps>500'")
     metric, op = match["metric"].lower(), match["op"]
     value, unit = float(match["value"]), match["unit"].lower()
     if metric in _NAMED_LATENCIES or _PERCENTILE.match(metric):
-        return Threshold(text, _latency_metric(text, metric), op, value * _latency_unit(text, unit))
+        return Threshold(
+            text,
+            _latency_metric(text, metric, option),
+            op,
+            value * _latency_unit(text, unit, option),
+        )
     if metric == "tps":
         if unit not in ("", "/s"):
-            raise UsageError(f"--threshold: {text!r}: tps takes no unit, got {unit!r}")
+            raise UsageError(f"{option}: {text!r}: tps takes no unit, got {unit!r}")
         return Threshold(text, "tps", op, value)
     if metric == "errors":
         if unit not in ("", "%"):
-            raise UsageError(f"--threshold: {text!r}: errors take % or a count, got {unit!r}")
+            raise UsageError(f"{option}: {text!r}: errors take % or a count, got {unit!r}")
         return Threshold(text, "errors%" if unit == "%" else "errors", op, value)
-    raise UsageError(f"--threshold: unknown metric {metric!r} in {text!r}; use one of {METRICS}")
+    raise UsageError(f"{option}: unknown metric {metric!r} in {text!r}; use one of {METRICS}")
 
 
-def _latency_metric(text: str, metric: str) -> str:
+def _latency_metric(text: str, metric: str, option: str) -> str:
     found = _PERCENTILE.match(metric)
     if found and not 0 < float(found[1]) <= 100:
-        raise UsageError(f"--threshold: {text!r}: a percentile is between 0 and 100")
+        raise UsageError(f"{option}: {text!r}: a percentile is between 0 and 100")
     return metric
 
 
-def _latency_unit(text: str, unit: str) -> float:
+def _latency_unit(text: str, unit: str, option: str) -> float:
     if unit not in _LATENCY_UNITS_MS:
         raise UsageError(
-            f"--threshold: {text!r}: a latency needs a unit: us, ms or s, got {unit or 'none'!r}"
+            f"{option}: {text!r}: a latency needs a unit: us, ms or s, got {unit or 'none'!r}"
         )
     return _LATENCY_UNITS_MS[unit]
 

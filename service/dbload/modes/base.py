@@ -10,6 +10,7 @@ in ``dbload.modes.MODES``.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -52,22 +53,33 @@ def deadline_ns(plan: Plan, recorder: Recorder) -> int | None:
 
 
 class Schedule:
-    """Open loop (``--rate``): when this worker's next transaction is due.
+    """Open loop (``--rate``, ``--stages``): when this worker's next
+    transaction is due.
 
-    Each of the N workers follows a Poisson process of rate R/N, so all of
-    them together make one of rate R, as pgbench -R schedules its clients.
-    The draws come from a generator of their own: the same seed sends the
-    same parameters open loop or closed.
+    Each of the N workers follows a Poisson process of 1/N of the scheduled
+    rate, so all of them together make one of the whole rate, as pgbench -R
+    schedules its clients. The draws come from a generator of their own: the
+    same seed sends the same parameters open loop or closed.
     """
 
     def __init__(self, plan: Plan, client_id: int, start_ns: int) -> None:
-        assert plan.rate is not None
+        profile = plan.rate_profile
+        assert profile is not None
         self._draw = random.Random(f"dbload:{plan.seed}:{client_id}:schedule").expovariate
-        self._mean_gap_ns = plan.concurrency / plan.rate * NS_PER_S
+        self._seconds_at = profile.seconds_at
+        self._workers = plan.concurrency
+        self._arrivals = 0.0  # expected arrivals over all workers, so far
+        self._start_ns = start_ns
         self.due_ns = start_ns
 
     def next(self) -> int:
-        self.due_ns += int(self._draw(1.0) * self._mean_gap_ns)
+        """The next due time (``perf_counter_ns``); far beyond any deadline
+        once the stages are over."""
+        self._arrivals += self._draw(1.0) * self._workers
+        seconds = self._seconds_at(self._arrivals)
+        if seconds == math.inf:
+            seconds = 1e9  # ~30 years: after every deadline, and still an int
+        self.due_ns = self._start_ns + int(seconds * NS_PER_S)
         return self.due_ns
 
 

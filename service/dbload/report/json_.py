@@ -15,9 +15,11 @@ from dbload.measure.comparison import Comparison
 from dbload.measure.result import Result
 from dbload.measure.thresholds import Verdict
 from dbload.report.files import write_atomically
+from dbload.workload.arrivals import RateProfile
 
 SCHEMA = "dbload/result@1"
 COMPARE_SCHEMA = "dbload/compare@1"
+CAPACITY_SCHEMA = "dbload/capacity@1"  # run --find-max-rate: see report/capacity.py
 
 
 def to_dict(result: Result, verdicts: Sequence[Verdict] = ()) -> dict[str, Any]:
@@ -109,6 +111,7 @@ def _result_dict(result: Result) -> dict[str, Any]:
             "skipped": result.skipped,
             "late": result.late,
             "lag_ms": None if result.lag is None else _latency(result.lag),
+            "stages": None if result.stages is None else _stages(result.stages),
         },
         "histogram": {"unit": "us", "encoding": "HdrHistogram-V2-base64", "data": result.histogram},
         "versions": result.versions,
@@ -146,3 +149,11 @@ def compare_to_dict(comparison: Comparison) -> dict[str, Any]:
 def write_compare_json(path: Path, comparison: Comparison) -> None:
     """Write :func:`compare_to_dict` atomically (see :func:`write_json`)."""
     write_json(path, compare_to_dict(comparison))
+
+
+def _stages(profile: RateProfile) -> dict[str, Any]:
+    """--stages: the rate at the start, then each stage's length and target."""
+    return {
+        "start_rate": profile.start,
+        "stages": [{"duration_s": s.duration_s, "target": s.target} for s in profile.stages],
+    }

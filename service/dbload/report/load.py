@@ -21,7 +21,8 @@ from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, decode
 from dbload.measure.recorder import Interval
 from dbload.measure.result import DatabaseInfo, Result, StatementStats
-from dbload.report.json_ import COMPARE_SCHEMA, SCHEMA
+from dbload.report.json_ import CAPACITY_SCHEMA, COMPARE_SCHEMA, SCHEMA
+from dbload.workload.arrivals import RateProfile, Stage
 
 T = TypeVar("T")
 
@@ -127,12 +128,19 @@ def read_json(path: Path) -> Any:
 
 
 def load_any(path: Path) -> list[Result]:
-    """The runs in a result@1 file (one) or a compare@1 file (each of them)."""
+    """The runs in a result@1 file (one), a compare@1 file (each of them) or
+    a capacity@1 file (the probe, then each step of the search)."""
     data = read_json(path)
     schema = _schema_of(path, data)
     if schema == SCHEMA:
         return [_parse(path, schema, lambda: _result(_Obj(data, "")))]
+    if schema == CAPACITY_SCHEMA:
+        return _parse(path, schema, lambda: _capacity_runs(_Obj(data, "")))
     return list(_comparison(path, data).results)
+
+
+def _capacity_runs(top: _Obj) -> list[Result]:
+    return [_result(top.obj("probe")), *(_result(step.obj("run")) for step in top.objs("steps"))]
 
 
 def load_result(path: Path) -> Result:
@@ -155,7 +163,7 @@ def load_comparison(path: Path) -> Comparison:
 
 def _schema_of(path: Path, data: Any) -> str:
     schema = data.get("schema") if isinstance(data, dict) else None
-    if schema not in (SCHEMA, COMPARE_SCHEMA):
+    if schema not in (SCHEMA, COMPARE_SCHEMA, CAPACITY_SCHEMA):
         found = "no schema field" if schema is None else f"schema {schema!r}"
         raise UsageError(f"report: {path} is not a dbload result ({found})")
     return str(schema)
@@ -306,7 +314,19 @@ def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
             late=loop.integer("late"),
             lag=None if lag is None else _latency(lag, 0),
         )
+        if (stages := loop.opt_obj("stages")) is not None:
+            found["stages"] = _stages(stages)
     return found
+
+
+def _stages(obj: _Obj) -> RateProfile:
+    stages = tuple(
+        Stage(duration_s=item.number("duration_s"), target=item.number("target"))
+        for item in obj.objs("stages")
+    )
+    if not stages or any(s.duration_s <= 0 or s.target < 0 for s in stages):
+        raise _Invalid(obj._path("stages"))
+    return RateProfile(start=obj.number("start_rate"), stages=stages)
 
 
 def _duration(top: _Obj, txn: _Obj, stmts: _Obj) -> float:
