@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 from dbload.config import Plan
 from dbload.errors import DatabaseError
 from dbload.measure.recorder import Recorder
+from dbload.modes._timer import PreciseTimer, precise_timer
 from dbload.modes.base import (
     RETRYABLE,
     Executor,
@@ -203,8 +204,10 @@ async def _worker(
     recorder: Recorder,
     deadline: int | None,
     stop: threading.Event,
+    timer: PreciseTimer | None = None,
 ) -> None:
-    """Twin of ``_psycopg.run_worker``: a change to one belongs in the other."""
+    """Twin of ``_psycopg.run_worker``: a change to one belongs in the other
+    (``timer``: open-loop wake-ups, see :func:`_wait_until`)."""
     stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
     quota = plan.quota(client_id)
     perf = time.perf_counter_ns
@@ -224,7 +227,7 @@ async def _worker(
         if deadline is not None and start >= deadline:
             break
         if schedule is not None:
-            if await _wait_until(start, stop):
+            if await _wait_until(start, stop, timer):
                 break
             lag = perf() - start
             if limit and lag > limit:
@@ -276,19 +279,22 @@ async def _worker(
             prepared = session.prepared
 
 
-async def _wait_until(due_ns: int, stop: threading.Event) -> bool:
+async def _wait_until(due_ns: int, stop: threading.Event, timer: PreciseTimer | None) -> bool:
     """Sleep until ``due_ns``; True when ``stop`` was set meanwhile (checked
     every 0.1 s: ``stop`` is a thread event, set from a signal handler).
 
-    The event loop's timers count whole milliseconds, so a transaction may
-    start up to ~1 ms after its due time; that shows as schedule lag, and
-    latency still counts from the due time. Spinning through the last
-    millisecond cut lag p99 to 0.1 ms but cost a whole core at any rate
+    The last 0.1 s is left to ``timer`` (a timerfd: see modes/_timer.py) when
+    there is one: the loop's own timers fire up to ~1 ms late, which would
+    show as schedule lag and so as latency. Spinning through the last
+    millisecond also cut the lag, but cost a whole core at any rate
     (bench/open_loop.py), which on a shared machine the server needs more.
     """
     while (wait_ns := due_ns - time.perf_counter_ns()) > 0:
         if stop.is_set():
             return True
+        if timer is not None and wait_ns <= 100_000_000:
+            await timer.wait_until(due_ns)
+            break
         await asyncio.sleep(min(wait_ns / 1e9, 0.1))
     return stop.is_set()
 
@@ -348,10 +354,12 @@ async def run_async(
             recorder.begin(plan.warmup_s)
             deadline = deadline_ns(plan, recorder)
             finished = threading.Event()
+            timer = precise_timer(asyncio.get_running_loop()) if plan.rate else None
             try:
                 tasks = [
                     asyncio.create_task(
-                        _worker(session, plan, i, recorder, deadline, stop), name=f"worker-{i}"
+                        _worker(session, plan, i, recorder, deadline, stop, timer),
+                        name=f"worker-{i}",
                     )
                     for i, session in zip(clients, sessions, strict=True)
                 ]
@@ -360,6 +368,8 @@ async def run_async(
             finally:
                 finished.set()
                 recorder.finish()
+                if timer is not None:
+                    timer.close()
         finally:
             for session in sessions:
                 await session.close()
