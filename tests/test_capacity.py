@@ -32,7 +32,7 @@ def test_a_loose_slo_holds_at_capacity_and_the_search_stops(loose: Capacity) -> 
     (step,) = loose.steps
     assert step.rate == loose.capacity_tps and step.result.rate == step.rate
     assert step.passed and loose.max_rate == step.rate
-    assert "100 % of the closed-loop capacity" in summary(loose)
+    assert "tps, 100 % of the closed-loop " in summary(loose)
 
 
 def test_the_bisection_walks_down_from_capacity(seeded_dsn: str) -> None:

@@ -71,10 +71,8 @@ def summary(capacity: Capacity) -> str:
         why = [v.describe() for v in lowest.verdicts if not v.passed] or ["it fell behind"]
         return f"no rate meets {slo}: even {fmt_tps(lowest.rate)}/s failed, {why[0]}"
     share = 100 * best / capacity.capacity_tps if capacity.capacity_tps else 0.0
-    return (
-        f"max rate meeting {slo}: {fmt_tps(best)} tps"
-        f" ({share:.0f} % of the closed-loop capacity, {fmt_tps(capacity.capacity_tps)} tps)"
-    )
+    closed = fmt_tps(capacity.capacity_tps)
+    return f"max rate meeting {slo}: {fmt_tps(best)} tps, {share:.0f} % of the closed-loop {closed}"
 
 
 def print_capacity(out: Console, capacity: Capacity) -> None:
