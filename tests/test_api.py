@@ -122,3 +122,18 @@ def test_report_refuses_corrupt_truncated_or_foreign_json(
 def test_report_missing_file(tmp_path: Path) -> None:
     code, _, err = _cli("report", str(tmp_path / "nope.json"))
     _one_line_error(code, err, "nope.json")
+
+
+def test_package_exposes_the_api_lazily() -> None:
+    """``import dbload`` loads no driver; the API appears on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dbload; assert 'asyncpg' not in sys.modules and 'psycopg' not in sys.modules;"
+        "from dbload import api, capacity;"
+        "assert dbload.run is api.run and dbload.compare is api.compare;"
+        "assert dbload.run_async is api.run_async;"
+        "assert dbload.find_max_rate is capacity.find_max_rate"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
