@@ -40,12 +40,15 @@ from dbload.config import (
     pick_seed,
 )
 from dbload.database.resolve import Database, open_database, server_version
+from dbload.database.server_stats import snapshot as server_snapshot
 from dbload.errors import UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuMeter, find_postmaster
 from dbload.measure.histogram import summarize
 from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
+from dbload.measure.server import ServerStats
+from dbload.measure.server import delta as server_delta
 from dbload.modes import MODES, Executor, get_executor
 from dbload.schema.seed import ensure_ready
 from dbload.workload.arrivals import RateProfile
@@ -306,11 +309,15 @@ def run_on(
     recorder.on_finish = cpu.stop
     if options.max_errors:
         recorder.abort_after(options.max_errors, stop)
+    before = server_snapshot(database.dsn)  # the server-side view: counters before...
     started = _now()
     with observer.running(plan, recorder.snapshot):
         executor.run(plan, recorder, stop)
     interrupted = stop.is_set() and not recorder.aborted
-    return _result(plan, executor, recorder, cpu, info, started, interrupted=interrupted)
+    server = server_delta(before, server_snapshot(database.dsn, since=before))  # ...and after
+    return _result(
+        plan, executor, recorder, cpu, info, started, interrupted=interrupted, server=server
+    )
 
 
 def _check_modes(modes: Sequence[str]) -> list[str]:
@@ -347,6 +354,7 @@ def _result(
     started: str,
     *,
     interrupted: bool,
+    server: ServerStats | None = None,
 ) -> Result:
     latency, encoded = latency_of(recorder)
     workload = plan.workload
@@ -392,6 +400,7 @@ def _result(
         late=recorder.late,
         lag=summarize(recorder.lag) if plan.rate else None,
         stages=plan.stages,
+        server=server,
     )
 
 

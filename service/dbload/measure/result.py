@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, encode, summarize
 from dbload.measure.recorder import Interval, Recorder
+from dbload.measure.server import ServerStats
 from dbload.workload.arrivals import RateProfile
 
 
@@ -66,6 +67,7 @@ class Result:
     late: int = 0  # finished, but slower than --latency-limit
     lag: LatencySummary | None = None  # open loop: scheduled start to actual start
     stages: RateProfile | None = None  # open loop, --stages: the rate over time
+    server: ServerStats | None = None  # pg_stat_database/pg_stat_statements deltas
 
     @property
     def tps(self) -> float:

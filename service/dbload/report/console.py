@@ -14,6 +14,7 @@ from rich.text import Text
 
 from dbload.measure.histogram import LatencySummary
 from dbload.measure.result import Result
+from dbload.measure.server import DatabaseDelta, ServerStats
 from dbload.measure.thresholds import Verdict
 
 # SQLSTATE codes a load test meets most; others show their code alone.
@@ -202,10 +203,103 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+TOP_SERVER_STATEMENTS = 5
+
+
+def server_section(server: ServerStats) -> RenderableType:
+    """What the server counted over the run: pg_stat_database's deltas, then
+    pg_stat_statements' top statements by total time (or why not)."""
+    table = Table(
+        title="server (pg_stat_database, over the run)",
+        title_justify="left",
+        title_style="bold",
+        show_header=False,
+        box=None,
+        pad_edge=False,
+        padding=(0, 2),
+    )
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    if server.database is None:
+        table.add_row("skipped", escape(server.database_skipped or "no figures"))
+    else:
+        for label, line in _database_lines(server.database):
+            table.add_row(label, line)
+    parts: list[RenderableType] = [table]
+    if server.statements_skipped is not None:
+        parts.append(Text(f"statements skipped: {server.statements_skipped}", style="dim"))
+    elif server.statements:
+        parts += [Text(""), server_statements_table(server)]
+    return Group(*parts)
+
+
+def _database_lines(db: DatabaseDelta) -> list[tuple[str, str]]:
+    lines = [
+        (
+            "transactions",
+            f"{db.xact_commit:,} commits · {db.xact_rollback:,} rollbacks"
+            f" · {db.deadlocks:,} deadlocks",
+        ),
+        (
+            "cache",
+            (
+                "no block read"
+                if db.cache_hit_ratio is None
+                else f"{100 * db.cache_hit_ratio:.2f} % hit"
+            )
+            + f" [dim]({db.blks_hit:,} blocks hit, {db.blks_read:,} read)[/]",
+        ),
+        ("tuples read", f"{db.tup_returned:,} returned · {db.tup_fetched:,} fetched"),
+        (
+            "tuples written",
+            f"{db.tup_inserted:,} inserted · {db.tup_updated:,} updated"
+            f" · {db.tup_deleted:,} deleted",
+        ),
+    ]
+    if db.temp_files or db.temp_bytes:
+        lines.append(("temp files", f"{db.temp_files:,} ({_bytes(db.temp_bytes)})"))
+    if db.conflicts:
+        lines.append(("conflicts", f"{db.conflicts:,} (recovery conflicts on a standby)"))
+    return lines
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def server_statements_table(server: ServerStats) -> Table:
+    table = Table(
+        title="server: top statements by total time (pg_stat_statements, ms)",
+        title_justify="left",
+        title_style="bold",
+    )
+    table.add_column("calls", justify="right", no_wrap=True, min_width=5)
+    table.add_column("total", justify="right", no_wrap=True, min_width=6)
+    table.add_column("mean", justify="right", no_wrap=True, min_width=6)
+    table.add_column("rows", justify="right", no_wrap=True, min_width=5)
+    table.add_column("statement", overflow="fold")
+    for stat in server.statements[:TOP_SERVER_STATEMENTS]:
+        table.add_row(
+            f"{stat.calls:,}",
+            _fmt(stat.total_ms),
+            _fmt(stat.mean_ms),
+            f"{stat.rows:,}",
+            escape(_shorten(" ".join(stat.query.split()), 80)),
+        )
+    return table
+
+
 def render(result: Result, verdicts: Sequence[Verdict] = ()) -> RenderableType:
     parts: list[RenderableType] = [summary_table(result)]
     if result.statements:
         parts += [Text(""), statements_table(result)]
+    if result.server is not None:
+        parts += [Text(""), server_section(result.server)]
     if verdicts:
         parts += [Text(""), thresholds_text(verdicts)]
     return Group(*parts)

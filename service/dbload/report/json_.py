@@ -13,6 +13,7 @@ from typing import Any
 
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import Result
+from dbload.measure.server import ServerStats
 from dbload.measure.thresholds import Verdict
 from dbload.report.files import write_atomically
 from dbload.workload.arrivals import RateProfile
@@ -115,6 +116,7 @@ def _result_dict(result: Result) -> dict[str, Any]:
         },
         "histogram": {"unit": "us", "encoding": "HdrHistogram-V2-base64", "data": result.histogram},
         "versions": result.versions,
+        "server": None if result.server is None else _server(result.server),
     }
 
 
@@ -156,4 +158,29 @@ def _stages(profile: RateProfile) -> dict[str, Any]:
     return {
         "start_rate": profile.start,
         "stages": [{"duration_s": s.duration_s, "target": s.target} for s in profile.stages],
+    }
+
+
+def _server(server: ServerStats) -> dict[str, Any]:
+    """The server-side view: pg_stat_database and pg_stat_statements deltas."""
+    db = server.database
+    return {
+        "database": None
+        if db is None
+        else {
+            **asdict(db),
+            "cache_hit_ratio": None if db.cache_hit_ratio is None else round(db.cache_hit_ratio, 6),
+        },
+        "database_skipped": server.database_skipped,
+        "statements": [
+            {
+                "query": s.query,
+                "calls": s.calls,
+                "total_ms": round(s.total_ms, 4),
+                "mean_ms": round(s.mean_ms, 4),
+                "rows": s.rows,
+            }
+            for s in server.statements
+        ],
+        "statements_skipped": server.statements_skipped,
     }

@@ -21,6 +21,7 @@ from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, decode
 from dbload.measure.recorder import Interval
 from dbload.measure.result import DatabaseInfo, Result, StatementStats
+from dbload.measure.server import COUNTERS, DatabaseDelta, ServerStatement, ServerStats
 from dbload.report.json_ import CAPACITY_SCHEMA, COMPARE_SCHEMA, SCHEMA
 from dbload.workload.arrivals import RateProfile, Stage
 
@@ -316,7 +317,35 @@ def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
         )
         if (stages := loop.opt_obj("stages")) is not None:
             found["stages"] = _stages(stages)
+    if top.has("server") and "server" in _RESULT_FIELDS:
+        found["server"] = _server(top.opt_obj("server"))
     return found
+
+
+def _server(obj: _Obj | None) -> ServerStats | None:
+    if obj is None:
+        return None
+    db = obj.opt_obj("database")
+    return ServerStats(
+        database=None
+        if db is None
+        else DatabaseDelta(
+            cache_hit_ratio=db.opt_number("cache_hit_ratio"),
+            **{key: db.integer(key) for key in COUNTERS},
+        ),
+        database_skipped=obj.opt_text("database_skipped"),
+        statements=tuple(
+            ServerStatement(
+                query=s.text("query"),
+                calls=s.integer("calls"),
+                total_ms=s.number("total_ms"),
+                mean_ms=s.number("mean_ms"),
+                rows=s.integer("rows"),
+            )
+            for s in obj.objs("statements")
+        ),
+        statements_skipped=obj.opt_text("statements_skipped"),
+    )
 
 
 def _stages(obj: _Obj) -> RateProfile:
