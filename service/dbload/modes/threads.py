@@ -40,15 +40,32 @@ class ThreadsExecutor(Executor):
         in_flight, finished = InFlight(), threading.Event()
 
         def worker(pool: ConnectionPool, client_id: int) -> None:
+            pooled: list[psycopg.Connection[Any]] = [pool.getconn()]  # until handed back
+
+            def release(conn: psycopg.Connection[Any]) -> None:
+                if pooled and conn is pooled[0]:
+                    pool.putconn(pooled.pop())  # the pool sees it is closed and replaces it
+                else:
+                    # one of ours, or the pool's lost one handed back already
+                    # (a worker that gave up returns it again): close() is
+                    # idempotent, putconn is not
+                    conn.close()
+
             def reconnect(
                 lost: psycopg.Connection[Any], until: int
             ) -> psycopg.Connection[Any] | None:
-                pool.putconn(lost)  # the pool sees it is closed and replaces it
+                # Straight to the server, not pool.getconn(): the pool refills
+                # in the background and, after a failed attempt, waits 1 s
+                # before the next (psycopg_pool's fixed initial delay), so a
+                # 0.3 s server restart cost threads mode ~1 s of throughput
+                # (bench/faults.py); dbload's own backoff starts at 50 ms.
+                release(lost)
                 return retry_connect(
-                    lambda: pool.getconn(timeout=10), pool.putconn, plan, stop, until
-                )
+                    lambda: psycopg.connect(plan.dsn, connect_timeout=10, **connect_kwargs(plan)),
+                    release, plan, stop, until,
+                )  # fmt: skip
 
-            conn = pool.getconn()
+            conn = pooled[0]
             try:
                 try:
                     prepare_all(conn, plan)
@@ -61,7 +78,7 @@ class ThreadsExecutor(Executor):
                         conn, plan, client_id, recorder, deadline[0], stop, reconnect, in_flight
                     )
             finally:
-                pool.putconn(conn)
+                release(conn)
 
         pool = ConnectionPool(
             plan.dsn, min_size=n, max_size=n, kwargs=connect_kwargs(plan), open=False
