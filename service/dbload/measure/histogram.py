@@ -85,9 +85,15 @@ def summarize(hist: HdrHistogram) -> LatencySummary:
     )
 
 
-def percentile_of_sorted(values: list[int], pct: float) -> int:
-    """Nearest-rank percentile of an already sorted list (0 when empty)."""
-    if not values:
+def percentile_of_counts(counts: dict[int, int], pct: float) -> int:
+    """Nearest-rank percentile of ``value -> count`` (0 when empty)."""
+    total = sum(counts.values())
+    if not total:
         return 0
-    rank = max(1, -(-len(values) * pct // 100))  # ceil without floats drifting
-    return values[int(rank) - 1]
+    rank = max(1, -(-total * pct // 100))  # ceil without floats drifting
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return max(counts)
