@@ -436,11 +436,8 @@ def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
     stop = threading.Event()
     threading.Timer(_into_run(mode, 0.5), stop.set).start()
     options = prepare_options(files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2))
-    started = time.monotonic()
     result = run_on(_db(seeded_dsn), 1, options, stop=stop)
-    elapsed = time.monotonic() - started
-    # not a speed threshold: without the cancel this would take 60 s
-    assert elapsed < 30
+    # without the cancel the sleeps would have finished, as ok transactions
     assert result.interrupted
     assert result.cancelled == (1 if mode == "sequential" else 2)
     assert (result.ok, result.failed) == (0, 0)
