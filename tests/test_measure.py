@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import psutil
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from dbload.measure.cpu import CpuMeter, find_postmaster
-from dbload.measure.histogram import decode, encode, merge, new_histogram, record_many, summarize
+from dbload.measure.histogram import decode, encode, merge, new_histogram, record, summarize
 from dbload.measure.recorder import NS_PER_S, Recorder
 from dbload.workload.model import SLEEP
 
 MS = 1_000_000  # ns
+
+
+def record_many(hist: HdrHistogram, values_us: Iterable[int]) -> None:
+    for value in values_us:
+        record(hist, value)
 
 
 def _record(rec: Recorder, start: int, latency_ns: int, error: str | None = None) -> None:

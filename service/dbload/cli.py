@@ -11,11 +11,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,7 +26,7 @@ from dbload.capacity import Step, parse_slo, search, search_options
 from dbload.config import Plan, check_output, parse_sweep
 from dbload.database import embedded
 from dbload.database.redact import hide_password_in_title, redact
-from dbload.database.resolve import open_database
+from dbload.database.resolve import Database, open_database
 from dbload.errors import DbloadError, UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import DatabaseInfo, Result
@@ -42,6 +41,8 @@ from dbload.report.load import load_any
 from dbload.schema.migrate import migrate as migrate_schema
 from dbload.schema.seed import seed as seed_data
 from dbload.workload.parser import builtin_names
+
+T = TypeVar("T")
 
 
 class _Group(typer.core.TyperGroup):
@@ -344,9 +345,8 @@ def run(
         out = Console(quiet=quiet)
         # the database line once, not at every step
         searching: Observer = _CompareObserver(out, quiet, progress_s)
-        _Search(workload, mode, concurrency, common, slo or []).run(
-            out, searching, json_path, dsn, db
-        )
+        run_args = (workload, mode, concurrency, common)
+        _find_max_rate(out, searching, run_args, slo or [], json_path, dsn, db)
         return
     options = prepare_options(workload, mode, concurrency, **common)
     out = Console(quiet=quiet)
@@ -354,11 +354,10 @@ def run(
         out.print("[dim]note: sequential mode runs one connection; -c is ignored[/]")
     observer = _CliObserver(out, quiet, progress_s)
     stop = threading.Event()
-    with ExitStack() as stack:
-        with _status(out, "preparing the database…"):
-            database, scale = stack.enter_context(database_ready(db, dsn))
-        with _stop_on_signals(stop) as caught:
-            result = run_on(database, scale, options, stop=stop, observer=observer)
+    result, caught = _on_database(
+        out, db, dsn, stop,
+        lambda database, scale: run_on(database, scale, options, stop=stop, observer=observer),
+    )  # fmt: skip
     verdicts = judge(thresholds, result)
     out.print(console_report.render(result, verdicts))
     if json_path is not None:
@@ -377,50 +376,57 @@ def run(
         raise typer.Exit(_fail(f"threshold failed: {failed[0].describe()}{more}", 99))
 
 
-@dataclass
-class _Search:
+def _find_max_rate(
+    out: Console,
+    observer: Observer,
+    run_args: tuple[str | None, str, int | None, Options],
+    slo: list[str],
+    json_path: Path | None,
+    dsn: str | None,
+    db: str,
+) -> None:
     """``run --find-max-rate``: validate, search, print the walk, exit 99
     when no rate meets the SLO."""
+    workload, mode, concurrency, options = run_args
+    objectives = parse_slo(slo)
+    prepared = prepare_options(workload, mode, concurrency, **search_options(options))
+    walked: list[Step] = []
 
-    workload: str | None
-    mode: str
-    concurrency: int | None
-    options: Options
-    slo: list[str]
+    def show(step: Step) -> None:
+        walked.append(step)
+        out.print(step_line(step, len(walked)), highlight=False)
 
-    def run(
-        self, out: Console, observer: Observer, json_path: Path | None, dsn: str | None, db: str
-    ) -> None:
-        objectives = parse_slo(self.slo)
-        options = search_options(self.options)
-        prepared = prepare_options(self.workload, self.mode, self.concurrency, **options)
-        walked: list[Step] = []
+    stop = threading.Event()
+    capacity, caught = _on_database(
+        out, db, dsn, stop,
+        lambda database, scale: search(
+            database, scale, prepared, objectives, stop=stop, observer=observer, on_step=show
+        ),
+    )  # fmt: skip
+    print_capacity(out, capacity)
+    if json_path is not None:
+        write_json(json_path, capacity_to_dict(capacity))
+        out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+    _exit_if_interrupted(caught)
+    if capacity.max_rate is None:
+        raise typer.Exit(_fail(summary(capacity), 99))
 
-        def show(step: Step) -> None:
-            walked.append(step)
-            out.print(step_line(step, len(walked)), highlight=False)
 
-        stop = threading.Event()
-        with ExitStack() as stack:
-            with _status(out, "preparing the database…"):
-                database, scale = stack.enter_context(database_ready(db, dsn))
-            with _stop_on_signals(stop) as caught:
-                capacity = search(
-                    database,
-                    scale,
-                    prepared,
-                    objectives,
-                    stop=stop,
-                    observer=observer,
-                    on_step=show,
-                )
-        print_capacity(out, capacity)
-        if json_path is not None:
-            write_json(json_path, capacity_to_dict(capacity))
-            out.print(f"[dim]result written to {json_path}[/]", highlight=False)
-        _exit_if_interrupted(caught)
-        if capacity.max_rate is None:
-            raise typer.Exit(_fail(summary(capacity), 99))
+def _on_database(
+    out: Console,
+    db: str,
+    dsn: str | None,
+    stop: threading.Event,
+    work: Callable[[Database, int], T],
+) -> tuple[T, list[int]]:
+    """Prepare the database (with a status line), then ``work(database,
+    scale)`` with Ctrl-C and SIGTERM setting ``stop``; returns its value and
+    the signals caught."""
+    with ExitStack() as stack:
+        with _status(out, "preparing the database…"):
+            database, scale = stack.enter_context(database_ready(db, dsn))
+        with _stop_on_signals(stop) as caught:
+            return work(database, scale), caught
 
 
 @app.command()

@@ -15,12 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dbload.measure.histogram import (
-    HIGHEST_US,
-    LOWEST_US,
-    new_histogram,
-    percentile_of_counts,
-)
+from dbload.measure.histogram import new_histogram, percentile_of_counts, record
 from dbload.workload.model import SLEEP, Step
 
 NS_PER_S = 1_000_000_000
@@ -279,4 +274,4 @@ class Recorder:
                 hist = self.lag
             else:
                 hist = self.statements[which]
-            hist.record_value(min(max(us, LOWEST_US), HIGHEST_US), n)
+            record(hist, us, n)
