@@ -57,7 +57,7 @@ def _usable(dsn: str) -> str | None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A DSN of a real server, with rights to create databases."""
-    if dsn := os.environ.get("DBLOAD_TEST_DSN"):
+    if dsn := os.environ.get("DBLOAD_TEST_DSN", "").strip():  # blank: unset
         if (why := _usable(dsn)) is not None:
             pytest.fail(f"$DBLOAD_TEST_DSN={redact(dsn)} is not usable: {redact(why)}")
         yield dsn

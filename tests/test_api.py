@@ -88,7 +88,7 @@ def test_compare_cli_writes_every_output(seeded_dsn: str, tmp_path: Path) -> Non
     assert code == 0, err
     assert "speedup" in out.lower()
     data = json.loads((out_dir / "results.json").read_text())
-    assert data["schema"] == "dbload/compare@1"
+    assert data["schema"] == "dbload/compare@2"
     assert [(r["mode"], r["concurrency"]) for r in data["runs"]] == [
         ("sequential", 1), ("async", 1), ("async", 2),
     ]  # fmt: skip
@@ -137,3 +137,28 @@ def test_package_exposes_the_api_lazily() -> None:
         "assert dbload.find_max_rate is capacity.find_max_rate"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "keyword", "hint"),
+    [
+        (run, "queries", "transactions"),
+        (run, "transaction", "transactions"),
+        (run, "duraton", "duration"),
+        (compare, "sed", "seed"),
+        (run, "frobnicate", None),
+    ],
+)
+def test_unknown_keywords_raise_at_once(call: object, keyword: str, hint: str | None) -> None:
+    # the unreachable DSN proves nothing ran: the check comes first
+    with pytest.raises(TypeError, match=f"unknown option '{keyword}'") as caught:
+        call("select", dsn=UNREACHABLE_DSN, **{keyword: 10})  # type: ignore[operator]
+    if hint is not None:
+        assert f"did you mean '{hint}'" in str(caught.value)
+
+
+async def test_run_async_rejects_unknown_keywords_too() -> None:
+    from dbload.api import run_async
+
+    with pytest.raises(TypeError, match="unknown option 'queries'"):
+        await run_async("select", dsn=UNREACHABLE_DSN, queries=10)  # type: ignore[call-arg]

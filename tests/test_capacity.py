@@ -81,7 +81,7 @@ def test_cli_finds_a_rate_writes_json_and_report_reads_it(seeded_dsn: str, tmp_p
     assert code == 0, err
     assert "max rate meeting p99<10s, errors<1%" in out
     data = json.loads(path.read_text())
-    assert data["schema"] == "dbload/capacity@1" and data["max_rate"] > 0
+    assert data["schema"] == "dbload/capacity@2" and data["max_rate"] > 0
     assert data["steps"][0]["run"]["thresholds"][0]["passed"] is True
     assert len(load_any(path)) == 1 + len(data["steps"])  # `dbload report` reads it
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from dbload.errors import DbloadError
 from dbload.measure.comparison import Comparison
 from dbload.measure.histogram import decode, encode, new_histogram
+from dbload.measure.recorder import Interval
+from dbload.measure.result import Result
 from dbload.report.charts import (
     MAX_CURVES,
     featured,
@@ -20,10 +25,12 @@ from dbload.report.charts import (
     interval_rates,
     latency_chart,
     percentile_curve,
+    plain_number,
     speedup_chart,
     svg_bytes,
     svg_text,
     throughput_chart,
+    timeline_chart,
     write_charts,
 )
 
@@ -119,5 +126,91 @@ def test_unwritable_chart_directory_is_one_line(
 ) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a directory")
-    with pytest.raises(DbloadError, match=r"^cannot write .*file\.txt/sub/throughput\.png"):
+    with pytest.raises(DbloadError, match=r"^cannot write .*file\.txt/sub: Not a directory;"):
         write_charts(small_comparison, blocker / "sub")
+
+
+# -- what the charts show ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_comparison(seeded_dsn: str) -> Comparison:
+    """Real runs of the slow workload (50 ms of server wait each), at
+    concurrencies that are not powers of two: 1, 3 and 6."""
+    from dbload.api import prepare_options, run_on
+    from dbload.database.resolve import Database
+
+    runs = []
+    for mode, clients in (("sequential", 1), ("threads", 3), ("async", 3), ("async", 6)):
+        options = prepare_options(
+            workload="slow", mode=mode, concurrency=clients, transactions=4 * clients, seed=1
+        )
+        runs.append(run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options))
+    return Comparison.of(runs)
+
+
+def _drawn(fig: Figure) -> Axes:
+    """The figure's axes, after a draw: tick labels exist only then."""
+    fig.draw_without_rendering()
+    return fig.axes[0]
+
+
+def _labels(ax: Axes, axis: str) -> list[tuple[float, str]]:
+    """(value, text) of every labelled tick in view on ``axis``, major and minor."""
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    low, high = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    ticks = [*which.get_major_ticks(), *which.get_minor_ticks()]
+    return [
+        (t.get_loc(), t.label1.get_text())
+        for t in ticks
+        if t.label1.get_text() and low <= t.get_loc() <= high
+    ]
+
+
+def test_speedup_chart_ticks_at_the_concurrencies_that_ran(slow_comparison: Comparison) -> None:
+    fig = speedup_chart(slow_comparison)
+    assert fig is not None
+    ax = _drawn(fig)
+    assert _labels(ax, "x") == [(1.0, "1"), (3.0, "3"), (6.0, "6")]
+    assert "slow" in ax.get_title(loc="left")
+    markers = {line.get_label(): line.get_marker() for line in ax.get_lines()}
+    modes = ["sequential", "threads", "async"]
+    assert set(modes) <= set(markers)
+    assert len({markers[m] for m in modes}) == len(modes)  # one marker per mode
+    assert all(markers[m] not in ("", "None", None) for m in modes)
+
+
+def test_latency_axis_reads_plain_milliseconds(slow_comparison: Comparison) -> None:
+    """50-55 ms is under a decade: matplotlib labels the minor ticks of a
+    log axis then, by default as 5x10^1."""
+    ax = _drawn(latency_chart(slow_comparison))
+    labels = _labels(ax, "y")
+    assert labels, "no latency label in view"
+    for value, text in labels:
+        assert re.fullmatch(r"\d+(\.\d+)?", text), text
+        assert float(text) == pytest.approx(value)
+
+
+def test_plain_number_never_uses_an_exponent() -> None:
+    assert [plain_number(v) for v in (50.0, 0.05, 0.0012, 2.5, 1000.0, 120000.0)] == [
+        "50", "0.05", "0.0012", "2.5", "1000", "120000",
+    ]  # fmt: skip
+
+
+def _with_series(result: Result, *points: tuple[float, int]) -> Result:
+    series = tuple(Interval(t=t, transactions=n, errors=0, p99_ms=1.0) for t, n in points)
+    return dataclasses.replace(result, series=series)
+
+
+def test_a_final_sliver_is_left_out_of_the_rate_charts(slow_comparison: Comparison) -> None:
+    """10 transactions in the last 0.02 s are not a 500 tps spike."""
+    run = _with_series(slow_comparison.results[0], (1.0, 100), (2.0, 110), (2.02, 10))
+    assert interval_rates(run) == [(1.0, 100.0), (2.0, 110.0)]
+    ax = _drawn(timeline_chart(Comparison.of([run])))
+    assert 110 <= ax.get_ylim()[1] < 200  # the scale is the full intervals'
+    # half an interval or more is drawn, at its true rate
+    run = _with_series(slow_comparison.results[0], (1.0, 100), (2.0, 110), (2.6, 66))
+    assert [rate for _, rate in interval_rates(run)] == pytest.approx([100.0, 110.0, 110.0])
+    # a run shorter than one interval keeps its only point
+    short = _with_series(slow_comparison.results[0], (0.3, 30))
+    assert [rate for _, rate in interval_rates(short)] == pytest.approx([100.0])

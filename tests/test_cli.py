@@ -27,14 +27,19 @@ def _cli(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+# what a run says on stderr besides its error: the database line and notes
+CHATTER = ("database:", "note:", "stopping,", "written to", "report written", "progress:", "[")
+
+
 def _one_line_error(code: int, err: str, *needles: str) -> None:
     assert code != 0
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("dbload: error: ")
+    errors = [line for line in lines if not line.startswith(CHATTER)]
+    assert len(errors) == 1, err
+    assert errors[0].startswith("dbload: error: ") and lines[-1] == errors[0]
     assert "Traceback" not in err
     for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+        assert needle in errors[0], (needle, errors[0])
 
 
 def test_run_reports_and_writes_json(seeded_dsn: str, tmp_path: Path) -> None:
@@ -48,11 +53,19 @@ def test_run_reports_and_writes_json(seeded_dsn: str, tmp_path: Path) -> None:
     assert data["transactions"]["count"] == 40 and data["seed"] == 1
 
 
-def test_sequential_ignores_concurrency_and_says_so(seeded_dsn: str) -> None:
-    code, out, err = _cli("run", "--mode", "sequential", "-c", "8", "--dsn", seeded_dsn, "-n", "5")
+def test_sequential_runs_n_streams_on_one_connection_and_says_so(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    out_file = tmp_path / "r.json"
+    code, out, err = _cli(
+        "run", "--mode", "sequential", "-c", "8", "--dsn", seeded_dsn, "-n", "16",
+        "--json", str(out_file),
+    )  # fmt: skip
     assert code == 0, err
-    assert "-c is ignored" in out
-    assert "1 clients" in out
+    assert "8 clients' parameter streams one after another" in err
+    assert "1 client running 8 clients' streams in turn" in out
+    data = json.loads(out_file.read_text())
+    assert (data["concurrency"], data["streams"]) == (1, 8)
 
 
 def test_quiet_prints_nothing(seeded_dsn: str) -> None:
@@ -62,9 +75,10 @@ def test_quiet_prints_nothing(seeded_dsn: str) -> None:
 
 
 def test_progress_lines_for_logs(seeded_dsn: str) -> None:
-    code, out, _ = _cli("run", "--dsn", seeded_dsn, "-T", "1.3", "-c", "2", "--progress", "0.5")
+    code, out, err = _cli("run", "--dsn", seeded_dsn, "-T", "1.3", "-c", "2", "--progress", "0.5")
     assert code == 0
-    assert out.count("progress:") >= 2
+    # on stderr, as pgbench's: `> report.txt` keeps only the report
+    assert err.count("progress:") >= 2 and "progress:" not in out
 
 
 @pytest.mark.parametrize(
@@ -73,7 +87,7 @@ def test_progress_lines_for_logs(seeded_dsn: str) -> None:
         (["--mode", "warp"], ["unknown mode 'warp'"]),
         (["-f", "/nonexistent/script.sql"], ["/nonexistent/script.sql"]),
         (["-c", "0"], ["-c/--concurrency", "at least 1"]),
-        (["-n", "-5"], ["-n/--queries"]),
+        (["-n", "-5"], ["-n/--iterations"]),
         (["-n", "5", "-T", "3"], ["not both"]),
         (["--workload", "nosuch"], ["nosuch"]),
         (["--json", "/nonexistent/dir/out.json"], ["--json", "/nonexistent/dir"]),
@@ -258,13 +272,16 @@ def test_signal_stops_the_run_and_keeps_the_partial_result(
         env={**os.environ, "DBLOAD_DSN": seeded_dsn},
     )
     # wait until the run has started (the database line is printed first)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().startswith("database:")
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("database:")
     time.sleep(1.0)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert "Traceback" not in err and err.startswith("dbload: error: interrupted")
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        "dbload: error: interrupted"
+    )
+    assert "stopping, finishing transactions in flight (Ctrl-C again to quit)" in err
     assert "tps" in out
     data = json.loads(out_file.read_text())
     assert data["interrupted"] is True
@@ -294,7 +311,9 @@ def test_max_errors_aborts_and_keeps_the_partial_result(
     assert data["aborted"] is True and data["interrupted"] is False
     assert data["transactions"]["failed"] >= 5
     assert data["transactions"]["count"] < 100000
-    assert data["errors"] == {"22012": data["transactions"]["failed"]}
+    assert {code: e["count"] for code, e in data["errors"].items()} == {
+        "22012": data["transactions"]["failed"]
+    }
 
 
 def test_max_errors_must_be_positive() -> None:
@@ -313,8 +332,8 @@ def _start_long_run(dsn: str, tmp_path: Path, mode: str, *extra: str) -> subproc
         text=True,
         env={**os.environ, "DBLOAD_DSN": dsn},
     )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
     if not first.startswith("database:"):
         proc.kill()  # not left behind, waiting on its 60 s sleeps
         pytest.fail(f"the run did not start: {first!r}")
@@ -332,7 +351,9 @@ def test_ctrl_c_cancels_in_flight_transactions_after_the_grace_period(
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)  # 60 s without the cancel
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.startswith("dbload: error: interrupted")
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        "dbload: error: interrupted"
+    )
     assert "cancelled" in out
     data = json.loads(out_file.read_text())
     assert data["interrupted"] is True
@@ -353,5 +374,168 @@ def test_second_ctrl_c_exits_at_once_without_a_traceback(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert err.strip().splitlines() == ["dbload: error: interrupted"]
+    assert err.strip().splitlines()[-1] == "dbload: error: interrupted"
+    assert [line for line in err.splitlines() if line.startswith("dbload:")] == [
+        "dbload: error: interrupted"
+    ]
     assert not out_file.exists()  # nothing half-written either
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["-T", "nan"], "-T/--duration"),
+        (["-T", "inf"], "-T/--duration"),
+        (["-T", "1e99"], "-T/--duration"),
+        (["--warmup", "inf"], "--warmup"),
+        (["--warmup", "nan"], "--warmup"),
+        (["-D", "scale=1e999"], "-D scale"),
+        (["-D", "scale=0"], "-D scale"),
+        (["-D", "scale=2.5"], "-D scale"),
+        (["-P", "inf"], "--progress"),
+        (["-P", "nan"], "--progress"),
+        (["-P", "0"], "--progress"),
+        (["--statement-timeout", "99999999999s"], "--statement-timeout"),
+        (["-R", "inf"], "--rate"),
+        (["-R", "nan"], "--rate"),
+        (["-R", "1e300"], "--rate"),
+        (["-L", "1e300s"], "--latency-limit"),
+    ],
+)
+def test_numbers_are_finite_and_in_range(args: list[str], needle: str) -> None:
+    # exit 2 with one line, before any database (the DSN is unreachable)
+    code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, *args)
+    _one_line_error(code, err, needle)
+    assert code == 2
+
+
+@pytest.mark.parametrize("args", [[], ["db"]])
+def test_no_arguments_print_help(args: list[str]) -> None:
+    code = main(args)
+    assert code == 0
+
+
+def test_no_arguments_print_help_without_error_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dbload", "db"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert "Usage" in proc.stdout + proc.stderr
+    assert "error" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["run"], ["compare"], ["--help"], ["db", "up"]])
+def test_help_shows_no_python_types(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"] if command != ["--help"] else command)
+    assert result.exit_code == 0
+    for python_type in ("<bool>", "<str>", "<int>", "<float>", "list[", "<path>"):
+        assert python_type not in result.stdout, python_type
+
+
+def test_a_run_where_nothing_succeeded_fails(seeded_dsn: str, tmp_path: Path) -> None:
+    path = _script(tmp_path, "div0.sql", "SELECT 1/0;\n")
+    out_file = tmp_path / "r.json"
+    code, out, err = _cli(
+        "run", "-c", "2", "--dsn", seeded_dsn, "-f", path, "-n", "20", "--json", str(out_file)
+    )
+    _one_line_error(code, err, "no transaction succeeded", "22012", "division by zero")
+    assert code == 1
+    data = json.loads(out_file.read_text())  # still saved
+    assert data["transactions"]["failed"] == 20 and data["transactions"]["per_second"] == 0
+    assert data["latency_ms"] is None  # not 0.000: there is no latency to show
+    assert "n/a" in out
+
+
+def test_a_run_with_some_failures_succeeds(seeded_dsn: str, tmp_path: Path) -> None:
+    path = _script(tmp_path, "some.sql", "\\set d random(0, 9)\nSELECT 1 / :d;\n")
+    code, _, err = _cli(
+        "run", "-c", "2", "--dsn", seeded_dsn, "-f", path, "-n", "200", "--seed", "3"
+    )
+    assert code == 0, err
+
+
+def test_json_to_stdout_moves_the_report_to_stderr(seeded_dsn: str) -> None:
+    code, out, err = _cli("run", "--dsn", seeded_dsn, "-n", "20", "-c", "2", "--json", "-")
+    assert code == 0, err
+    data = json.loads(out)  # nothing but the JSON on stdout
+    assert data["transactions"]["count"] == 20
+    assert "tps" in err
+
+
+def test_compare_judges_thresholds_per_cell_and_writes_json(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    out_file = tmp_path / "c.json"
+    code, _, err = _cli(
+        "compare", "--dsn", seeded_dsn, "--modes", "sequential,async", "-c", "2", "-n", "40",
+        "--seed", "1", "--threshold", "p99<1us", "--threshold", "errors<1%", "--json",
+        str(out_file),
+    )  # fmt: skip
+    _one_line_error(code, err, "threshold failed in sequential c=1", "p99<1us")
+    assert code == 99
+    data = json.loads(out_file.read_text())
+    assert data["schema"].startswith("dbload/compare@")
+    cells = [[(t["threshold"], t["passed"]) for t in run["thresholds"]] for run in data["runs"]]
+    assert cells == [[("p99<1us", False), ("errors<1%", True)]] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.4, 0.8])
+def test_an_early_ctrl_c_is_one_line(seeded_dsn: str, delay: float) -> None:
+    # wherever it lands (imports, option checks, database preparation, the
+    # run's first moments) it is one line and exit 130, never a traceback
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbload", "run", "-T", "30", "-c", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DBLOAD_DSN": seeded_dsn},
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("dbload: error: interrupted")
+
+
+def test_run_writes_junit_and_csv_for_ci(seeded_dsn: str, tmp_path: Path) -> None:
+    import csv
+    import xml.etree.ElementTree as ET
+
+    junit, series = tmp_path / "r.xml", tmp_path / "r.csv"
+    code, out, err = _cli(
+        "run", "--dsn", seeded_dsn, "-T", "1.5", "-c", "2", "--threshold", "p99<1us",
+        "--junit", str(junit), "--csv", str(series),
+    )  # fmt: skip
+    assert code == 99, err
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    failed = {c.get("name") for c in cases if c.find("failure") is not None}
+    assert any("p99<1us" in str(name) for name in failed)
+    rows = list(csv.DictReader(series.read_text().splitlines()))
+    assert rows and sum(int(r["transactions"]) for r in rows) > 0
+    assert out.strip().splitlines()[-1].startswith("mode=async c=2 tps=")
+
+
+def test_outputs_are_checked_before_the_run(tmp_path: Path) -> None:
+    code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, "--csv", str(tmp_path / "no" / "x.csv"))
+    _one_line_error(code, err, "--csv")
+    code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, "--json", "-", "--junit", "-")
+    _one_line_error(code, err, "stdout")
+
+
+def test_report_renders_one_run_as_its_report_and_warns_on_different_workloads(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path, workload in ((a, "select"), (b, "join")):
+        code, _, err = _cli(
+            "run", "--dsn", seeded_dsn, "-w", workload, "-n", "20", "--json", str(path)
+        )
+        assert code == 0, err
+    code, out, err = _cli("report", str(a))
+    assert code == 0, err
+    assert "transactions" in out and out.strip().splitlines()[-1].startswith("mode=async")
+    code, out, err = _cli("report", str(a), str(b))
+    assert code == 0, err
+    assert "warning: these runs ran different workloads" in out

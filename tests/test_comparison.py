@@ -17,6 +17,7 @@ from dbload.measure.comparison import (
     SERVER_WAIT,
     UNKNOWN,
     Comparison,
+    busy_others,
     classify,
     classify_cpu,
     client_ceiling_pct,
@@ -26,6 +27,7 @@ from dbload.measure.comparison import (
     run_labels,
 )
 from dbload.measure.cpu import CpuUse
+from dbload.measure.server import OtherSessions
 from dbload.report.compare_console import fmt_speedup, print_comparison, print_diff
 
 
@@ -118,6 +120,48 @@ def test_bound_from_cpu_figures(mode: str, clients: int, cpu: CpuUse, bound: str
     verdict, why = classify_cpu(mode, clients, cpu)
     assert verdict == bound, why
     assert "\n" not in why
+
+
+def test_other_sessions_cpu_is_named_not_billed() -> None:
+    """One client, 3 % of the server's CPU its own, and another session
+    burning 95 % of a core: the clients waited; the other session is named.
+    Billed to the run, as before the run's backends were told apart, the
+    same figures read "server CPU"."""
+    cpu = dataclasses.replace(_cpu(5, 3, cores=2), others_s=9.5)
+    verdict, why = classify_cpu("async", 1, cpu)
+    assert verdict == SERVER_WAIT
+    assert why.endswith("; other sessions used 95 % on the server"), why
+    assert cpu.server_s is not None
+    billed = dataclasses.replace(cpu, server_s=cpu.server_s + 9.5, others_s=None)
+    assert classify_cpu("async", 1, billed)[0] == SERVER_CPU
+    quiet = dataclasses.replace(cpu, others_s=0.5)  # 5 %: not worth a word
+    assert "other sessions" not in classify_cpu("async", 1, quiet)[1]
+
+
+def test_busy_others_says_what_was_seen(small_comparison: Comparison) -> None:
+    run = small_comparison.results[-1]
+    assert run.server is not None
+    quiet = dataclasses.replace(
+        run,
+        cpu=dataclasses.replace(_cpu(5, 3), others_s=0.5),
+        server=dataclasses.replace(run.server, others=OtherSessions(10, 0, 0)),
+    )
+    assert busy_others(quiet) is None
+    sampled = OtherSessions(samples=10, busy_samples=9, max_active=2)
+    busy = dataclasses.replace(
+        run,
+        cpu=dataclasses.replace(_cpu(5, 3), others_s=9.5),
+        server=dataclasses.replace(run.server, others=sampled),
+    )
+    assert busy_others(busy) == (
+        "other sessions were busy on the server: up to 2 running a statement in 90 %"
+        " of 10 samples, 95 % CPU (% of one core); not counted as this run's"
+    )
+    remote = dataclasses.replace(busy, cpu=dataclasses.replace(_cpu(5, None), others_s=None))
+    assert busy_others(remote) == (
+        "other sessions were busy on the server: up to 2 running a statement in 90 %"
+        " of 10 samples; not counted as this run's"
+    )
 
 
 def test_client_ceiling() -> None:

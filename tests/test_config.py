@@ -38,7 +38,9 @@ def test_timeouts(text: str | None, ms: int) -> None:
 def test_defaults() -> None:
     assert check_batch(None, None) == (None, DEFAULT_DURATION_S)
     assert check_concurrency("async", None) == DEFAULT_CONCURRENCY
-    assert check_concurrency("sequential", 8) == 1
+    assert check_concurrency("sequential", None) == 1
+    # one connection running 8 clients' streams (modes/sequential.py)
+    assert check_concurrency("sequential", 8) == 8
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 100, 1001])

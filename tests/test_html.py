@@ -270,3 +270,23 @@ def test_report_renders_in_chromium_without_console_errors(
     assert pixels.std() > 0.05  # something was drawn, not a blank page
     if keep := os.environ.get("DBLOAD_KEEP_SCREENSHOT"):
         shutil.copy(shot_path, keep)
+
+
+def test_check_out_dir_leaves_no_empty_folder_behind(tmp_path: Path) -> None:
+    """The folder appears when the report is complete, not at the check before the run."""
+    out = tmp_path / "reports" / "today"
+    assert check_out_dir(out) == out
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    check_out_dir(existing)
+    assert existing.is_dir() and list(existing.iterdir()) == []
+
+
+def test_out_dash_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"^--out takes a folder"):
+        check_out_dir(Path("-"))
+
+
+def test_timeline_caption_says_what_is_left_out(page: str) -> None:
+    assert "A last interval shorter than half the others is left out" in page

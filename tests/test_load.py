@@ -50,7 +50,7 @@ def test_compare_file_round_trip(small_comparison: Comparison, tmp_path: Path) -
     path = tmp_path / "results.json"
     write_compare_json(path, small_comparison)
     data = json.loads(path.read_text())
-    assert data["schema"] == COMPARE_SCHEMA == "dbload/compare@1"
+    assert data["schema"] == COMPARE_SCHEMA == "dbload/compare@2"
     assert set(data) == {"schema", "workload", "created_at", "runs"}
     runs = load_any(path)
     assert [to_dict(r) for r in runs] == data["runs"]
@@ -168,7 +168,7 @@ def test_missing_or_invalid_field_is_named(
     path.write_text(json.dumps(data))
     message = _error(path)
     assert message == (
-        f"report: {path} is not a dbload result (schema dbload/result@1):"
+        f"report: {path} is not a dbload result (schema dbload/result@2):"
         f" field {field} is missing or invalid"
     )
 
@@ -189,5 +189,5 @@ def test_bad_run_inside_a_compare_file_is_named(
     path = tmp_path / "results.json"
     path.write_text(json.dumps(data))
     assert _error(path).endswith(
-        "(schema dbload/compare@1): field runs[2].statements.detail[0].sql is missing or invalid"
+        "(schema dbload/compare@2): field runs[2].statements.detail[0].sql is missing or invalid"
     )

@@ -155,3 +155,36 @@ def test_pending_values_go_to_the_histograms_of_their_time() -> None:
     rec.transactions = new_histogram()  # what DeltaTaker.take does
     rec.finish()
     assert taken[0] + rec.transactions.get_total_count() == rec.ok == 201
+
+
+def test_the_first_message_of_each_error_code_is_kept() -> None:
+    rec = Recorder(n_statements=2)
+    t0 = rec.begin()
+    steps = ((0, ("1",)),)
+    rec.record(t0, t0 + MS, steps, [MS], "22012", message="division by zero")
+    rec.record(t0, t0 + MS, steps, [MS], "22012", message="another division")
+    rec.record(t0, t0 + MS, steps, [MS], "08006")  # no message: nothing to keep
+    rec.record(t0, t0 + MS, steps, [MS], "08006", message="server closed the connection")
+    rec.record(t0, t0 + MS, steps, [MS], None, message="ignored: not an error")
+    rec.finish()
+    assert rec.errors == {"22012": 2, "08006": 2}
+    assert rec.error_examples == {
+        "22012": "division by zero",
+        "08006": "server closed the connection",
+    }
+
+
+@pytest.mark.parametrize("after_tick_us", [0, 100, 400, 999, 1001, 1500, 30_000])
+def test_the_series_never_ends_with_two_points_at_the_same_t(after_tick_us: int) -> None:
+    """A run ends just after a tick (a -T deadline is one) with a few
+    transactions still in flight: they belong to the last interval, not to
+    a point of their own whose t rounds to the tick's."""
+    rec = Recorder(n_statements=2)
+    offset_ns = after_tick_us * 1000 - 100_000  # finish() comes ~0.1 ms after the last end
+    t0 = rec.begin(0.0, at_ns=time.perf_counter_ns() - NS_PER_S - offset_ns)
+    _record(rec, t0 + 500 * MS, MS)
+    _record(rec, t0 + NS_PER_S + offset_ns - MS, MS)  # ends ~0.1 ms before finish()
+    rec.finish()
+    times = [point.t for point in rec.series]
+    assert len(set(times)) == len(times) and times == sorted(times), times
+    assert sum(point.transactions for point in rec.series) == 2

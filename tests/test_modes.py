@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
+import asyncpg
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbload.api import RunOptions, prepare_options, run_on
 from dbload.config import Plan
@@ -22,6 +28,7 @@ from dbload.errors import DatabaseError, UsageError, WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.measure.result import Result
 from dbload.modes import MODES, get_executor
+from dbload.modes.async_ import connect_kwargs
 from dbload.schema.seed import ensure_ready
 from dbload.workload.parser import load_workload
 
@@ -535,3 +542,393 @@ def test_server_restart_mid_run_is_counted_and_the_run_recovers(
     assert all(code == "57P01" or code.startswith("08") for code in result.errors), result.errors
     # back at full speed after the restart: the last whole second has transactions
     assert result.series[-2].transactions > 0 and result.ok > 0
+
+
+# -- parameters are text, typed by the server, in every mode ------------------
+
+
+@pytest.fixture
+def typed_table(seeded_dsn: str) -> Iterator[str]:
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE dbload_test_typed"
+            " (mode text, d date, ts timestamptz, b bytea, i int4, d2 date)"
+        )
+    yield "dbload_test_typed"
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE dbload_test_typed")
+
+
+TYPED_DEFINES = {"d": "2024-01-01", "ts": "2024-01-01 10:00:00+00", "b": "\\x0102"}
+# each: a script, and the SQLSTATE every mode must give (None: it succeeds)
+TYPED_SCRIPTS = {
+    # typed by a cast, and by the column the value goes to
+    "casts": (
+        "INSERT INTO dbload_test_typed (mode, d, ts, b, d2)"
+        " VALUES (:mode, :d::date, :ts::timestamptz, :b::bytea, :d);\n",
+        None,
+    ),
+    "double_into_int4": (
+        "\\set x 1.5\nINSERT INTO dbload_test_typed (mode, i) VALUES (:mode, :x);\n",
+        "22P02",
+    ),
+    "int4_overflow": (
+        "\\set x 3000000000\nINSERT INTO dbload_test_typed (mode, i) VALUES (:mode, :x);\n",
+        "22003",
+    ),
+}
+
+
+def test_typed_parameters_bind_alike_in_every_mode(
+    seeded_dsn: str, typed_table: str, tmp_path: Path
+) -> None:
+    """pgbench's rule in every driver: values go as text, the server types them."""
+    outcomes: dict[str, dict[str, object]] = {}
+    for mode in ALL_MODES:
+        for name, (text, _) in TYPED_SCRIPTS.items():
+            script = tmp_path / f"{name}.sql"
+            script.write_text(text)
+            result = _run(
+                seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2),
+                transactions=2, defines={**TYPED_DEFINES, "mode": mode},
+            )  # fmt: skip
+            outcomes.setdefault(name, {})[mode] = (result.ok, result.errors)
+    for name, (_, code) in TYPED_SCRIPTS.items():
+        expected = (2, {}) if code is None else (0, {code: 2})
+        assert outcomes[name] == dict.fromkeys(ALL_MODES, expected), name
+    with psycopg.connect(seeded_dsn) as conn:
+        rows = conn.execute("SELECT mode, d, ts, b, i, d2 FROM dbload_test_typed").fetchall()
+    stored = {tuple(row[1:]) for row in rows}
+    assert len(rows) == 2 * len(ALL_MODES) and len(stored) == 1, rows
+    d, ts, b, i, d2 = stored.pop()
+    assert (str(d), ts.isoformat(), bytes(b), i, str(d2)) == (
+        "2024-01-01", "2024-01-01T10:00:00+00:00", b"\x01\x02", None, "2024-01-01",
+    )  # fmt: skip
+
+
+PGBENCH = shutil.which("pgbench")
+
+
+@pytest.mark.skipif(PGBENCH is None, reason="no pgbench on PATH")
+def test_values_are_sent_as_pgbench_sends_them(
+    seeded_dsn: str, typed_table: str, tmp_path: Path
+) -> None:
+    """The text of doubles, booleans and big integers, byte for byte pgbench's."""
+    script = tmp_path / "text.sql"
+    script.write_text(
+        "\\set a 1.0 / 3\n\\set b 1e20 * 1.0\n\\set c 2.0 * 0.5\n\\set e 123456789.123456789\n"
+        "\\set f 1 = 1\n\\set g 3000000000\n\\set h -0.000012345\n"
+        "INSERT INTO dbload_test_typed (mode) VALUES"
+        " (:a), (:b), (:c), (:e), (:f), (:g), (:h);\n"
+    )
+    assert PGBENCH is not None
+    subprocess.run(
+        [PGBENCH, "-n", "-t", "1", "-M", "prepared", "-f", str(script), seeded_dsn],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    _run(seeded_dsn, files=[str(script)], mode="async", concurrency=1, transactions=1)
+    with psycopg.connect(seeded_dsn) as conn:
+        texts = [r[0] for r in conn.execute("SELECT mode FROM dbload_test_typed ORDER BY ctid")]
+    assert texts[:7] == texts[7:], texts
+    assert texts[:7] == ["0.333333333333333", "1e+20", "1", "123456789.123457", "true",
+                         "3000000000", "-1.2345e-05"]  # fmt: skip
+
+
+# -- error messages -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_the_first_message_of_each_error_code_is_kept(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "two.sql"
+    script.write_text("\\set d random(0, 2)\nSELECT 1 / :d, (:d - 1)::text::int4 + 2147483647;\n")
+    result = _run(
+        seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2),
+        transactions=40, seed=5,
+    )  # fmt: skip
+    assert set(result.errors) == {"22012", "22003"}
+    assert result.error_examples == {"22012": "division by zero", "22003": "integer out of range"}
+
+
+# -- a server that goes away for good -----------------------------------------
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_server_that_stays_away_until_the_end_is_an_incident(
+    private_server: tuple[Path, str], mode: str
+) -> None:
+    """Reconnecting until the -T deadline is no success: an incident says
+    which clients lost the server, and when."""
+    pgdata, url = private_server
+    timer = threading.Timer(_into_run(mode, 1.0), embedded.stop, args=(pgdata,))
+    timer.start()
+    try:
+        options = prepare_options(
+            workload="select", mode=mode, concurrency=_concurrency(mode, 2),
+            duration=_into_run(mode, 3.0), seed=6,
+        )  # fmt: skip
+        result = run_on(_db(url), 1, options)
+    finally:
+        timer.join()
+        embedded.start(pgdata)
+    clients = 1 if mode == "sequential" else 2
+    assert result.ok > 0 and result.failed >= 1 and not result.interrupted
+    assert len(result.incidents) == clients, result.incidents
+    for incident in result.incidents:
+        assert re.match(r"client \d lost the server \d+\.\d s into the run", incident), incident
+        assert "could not reconnect (tried until the end of the run" in incident
+
+
+# -- a script that fails on the client side -------------------------------------
+
+# client 1 divides by zero: at its first transaction (the division folds to
+# a constant for it), or at run time (z is a variable)
+FAILING_SCRIPTS = {
+    "constant": "\\set x 1 / (:client_id - 1)\nSELECT :x;\n",
+    "runtime": "\\set z :client_id - 1\n\\set x 1 / :z\nSELECT :x;\n",
+}
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("kind", sorted(FAILING_SCRIPTS))
+def test_a_script_error_aborts_its_client_and_the_others_go_on(
+    seeded_dsn: str, mode: str, kind: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "fails.sql"
+    script.write_text(FAILING_SCRIPTS[kind])
+    workload = load_workload([str(script)], None, None)
+    # sequential too: one connection runs the three clients' streams
+    plan = Plan(
+        workload=workload, mode=mode, concurrency=3, transactions=30, duration_s=None,
+        warmup_s=0.0, seed=1, scale=1, dsn=seeded_dsn,
+    )  # fmt: skip
+    recorder = Recorder(len(workload.statements))
+    get_executor(mode).run(plan, recorder, threading.Event())
+    assert recorder.ok == plan.quota(0) + plan.quota(2)  # type: ignore[operator]
+    assert recorder.errors == {"script": 1}
+    assert "fails.sql:" in recorder.error_examples["script"]
+    assert "division by zero" in recorder.error_examples["script"]
+    assert recorder.incidents == [f"client 1 aborted: {recorder.error_examples['script']}"]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_script_error_of_every_client_is_reported_not_raised(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "div.sql"
+    script.write_text("\\set x 1 / :i\nSELECT :x;\n")
+    result = _run(
+        seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2),
+        transactions=10, defines={"i": "0"},
+    )  # fmt: skip
+    clients = 1 if mode == "sequential" else 2
+    assert (result.ok, result.failed, result.errors) == (0, clients, {"script": clients})
+    assert sorted(result.incidents) == [
+        f"client {i} aborted: {result.error_examples['script']}" for i in range(clients)
+    ]
+
+
+# -- sequential runs N clients' streams -------------------------------------------
+
+
+def test_sequential_with_n_clients_sends_what_n_clients_send(
+    seeded_dsn: str, probe_table: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "probe.sql"
+    script.write_text(PROBE)
+    workload = load_workload([str(script)], None, None)
+    seen = {}
+    for mode in ("sequential", "async"):
+        plan = Plan(
+            workload=workload, mode=mode, concurrency=3, transactions=31, duration_s=None,
+            warmup_s=0.0, seed=42, scale=1, dsn=seeded_dsn,
+        )  # fmt: skip
+        recorder = Recorder(len(workload.statements))
+        get_executor(mode).run(plan, recorder, threading.Event())
+        assert recorder.ok == 31
+        seen[mode] = _probe_rows(seeded_dsn)
+    assert {client for client, _, _ in seen["sequential"]} == {0, 1, 2}
+    assert seen["sequential"] == seen["async"]
+
+
+# -- reconnects close what they replace -------------------------------------------
+
+
+@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+def test_a_reconnect_closes_what_it_replaces(
+    make_database: Callable[[], str], mode: str, tmp_path: Path
+) -> None:
+    dsn = make_database()
+    script = tmp_path / "one.sql"
+    script.write_text("SELECT 1;\n")
+    counts: list[int] = []
+
+    def kill_then_count() -> None:
+        _kill_backends(dsn)
+        time.sleep(1.5)  # the workers reconnect meanwhile
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchone()
+        counts.append(int(row[0]) if row else -1)
+
+    timer = threading.Timer(_into_run(mode, 1.0), kill_then_count)
+    timer.start()
+    options = prepare_options(
+        files=[str(script)], mode=mode, concurrency=20, duration=_into_run(mode, 3.5)
+    )
+    result = run_on(_db(dsn), 1, options)
+    timer.join()
+    assert result.failed >= 1 and result.series[-1].transactions > 0
+    assert counts and 0 < counts[0] <= 20, counts
+
+
+# -- Ctrl-C -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_stop_cuts_a_sleep_short_after_the_grace_period(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "nap.sql"
+    script.write_text("\\sleep 30 s\nSELECT 1;\n")
+    stop = threading.Event()
+    threading.Timer(_into_run(mode, 0.5), stop.set).start()
+    options = prepare_options(
+        files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2), duration=60
+    )
+    result = run_on(_db(seeded_dsn), 1, options, stop=stop)
+    assert result.interrupted
+    assert result.cancelled == (1 if mode == "sequential" else 2)
+    assert (result.ok, result.failed) == (0, 0)
+
+
+def _sleeping(dsn: str, sql: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = %s AND state = 'active'", [sql]
+        ).fetchone()
+    return int(row[0]) if row else -1
+
+
+def _poll(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    until = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_second_ctrl_c_leaves_no_statement_running(
+    seeded_dsn: str, mode: str, tmp_path: Path
+) -> None:
+    """After the second Ctrl-C (exit at once) the server ends the sessions'
+    statements instead of running them to their end."""
+    sql = f"SELECT pg_sleep(60.{ALL_MODES.index(mode)})"
+    script = tmp_path / "long.sql"
+    script.write_text(sql + ";\n")
+    clients = 1 if mode == "sequential" else 2
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbload", "run", "--dsn", seeded_dsn, "-f", str(script),
+         "--mode", mode, "-c", "2", "-T", "120", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert _poll(lambda: _sleeping(seeded_dsn, sql) == clients, 60)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # well within the 2 s grace: nothing has been cancelled
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert _poll(lambda: _sleeping(seeded_dsn, sql) == 0), "the statements ran on"
+
+
+# -- libpq connection parameters in the asyncpg modes ----------------------------
+
+
+def _with(dsn: str, **params: str) -> str:
+    return make_conninfo(dsn, **params)
+
+
+def _uri(dsn: str, **params: str) -> str:
+    parts = {**conninfo_to_dict(dsn), **params}
+    host, port = parts.pop("host"), parts.pop("port")
+    user, dbname = parts.pop("user"), parts.pop("dbname")
+    # %20, not +: libpq decodes only percent escapes
+    return f"postgresql://{user}@{host}:{port}/{dbname}?{urlencode(parts, quote_via=quote)}"
+
+
+@pytest.mark.parametrize("form", [_with, _uri])
+async def test_libpq_parameters_asyncpg_honours_are_translated(
+    seeded_dsn: str, form: Callable[..., str]
+) -> None:
+    dsn = form(
+        seeded_dsn, connect_timeout="7", application_name="dbload-test-app",
+        options="-c work_mem=5MB", target_session_attrs="read-write", sslmode="disable",
+        gssencmode="disable", keepalives="0", client_encoding="UTF8",
+    )  # fmt: skip
+    plan = Plan(
+        workload=load_workload([], "select", None), mode="async", concurrency=1,
+        transactions=1, duration_s=None, warmup_s=0.0, seed=1, scale=1, dsn=dsn,
+        statement_timeout_ms=1234,
+    )  # fmt: skip
+    kwargs = connect_kwargs(plan)
+    assert kwargs["timeout"] == 7.0
+    conn = await asyncpg.connect(**kwargs)
+    try:
+        settings = [
+            await conn.fetchval(f"SELECT current_setting('{name}')")
+            for name in ("application_name", "work_mem", "statement_timeout")
+        ]
+    finally:
+        await conn.close()
+    assert settings == ["dbload-test-app", "5MB", "1234ms"]
+
+
+@pytest.mark.parametrize("mode", ["async", "processes"])
+def test_a_dsn_with_libpq_parameters_runs_in_the_asyncpg_modes(seeded_dsn: str, mode: str) -> None:
+    dsn = _uri(seeded_dsn, connect_timeout="5", application_name="dbload-test", keepalives="0")
+    result = _run(dsn, workload="select", mode=mode, concurrency=2, transactions=20)
+    assert (result.ok, result.failed) == (20, 0)
+
+
+REFUSED = [
+    {"keepalives": "1"}, {"keepalives_idle": "30"}, {"gssencmode": "require"},
+    {"tcp_user_timeout": "1000"}, {"requirepeer": "postgres"}, {"channel_binding": "require"},
+    {"load_balance_hosts": "random"}, {"hostaddr": "127.0.0.1"}, {"sslcertmode": "allow"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("param", REFUSED)
+def test_libpq_parameters_asyncpg_cannot_honour_are_refused(
+    seeded_dsn: str, param: dict[str, str]
+) -> None:
+    [name] = param
+    plan = Plan(
+        workload=load_workload([], "select", None), mode="async", concurrency=1,
+        transactions=1, duration_s=None, warmup_s=0.0, seed=1, scale=1,
+        dsn=_with(seeded_dsn, **param),
+    )  # fmt: skip
+    with pytest.raises(UsageError, match=rf"parameter {name}\b.*--mode threads") as caught:
+        connect_kwargs(plan)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["async", "processes"])
+@pytest.mark.parametrize("name", ["keepalives", "tcp_user_timeout"])
+def test_a_refused_parameter_stops_the_run_before_it_starts(
+    seeded_dsn: str, mode: str, name: str
+) -> None:
+    dsn = _with(seeded_dsn, **{name: "1"})
+    with pytest.raises(UsageError, match=rf"parameter {name}\b"):
+        _run(dsn, workload="select", mode=mode, transactions=5)
+    # the sync modes take any DSN libpq takes
+    assert _run(dsn, workload="select", mode="threads", concurrency=2, transactions=5).ok == 5

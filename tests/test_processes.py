@@ -8,6 +8,7 @@ against the session database, kill one, and stop them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -36,6 +37,7 @@ from dbload.workload.model import Step
 from dbload.workload.parser import load_workload
 
 # the probe table of the mode tests: what each client was sent, row by row
+from test_cli import _one_line_error
 from test_modes import PROBE, _probe_rows, probe_table  # noqa: F401
 
 # -- merging -------------------------------------------------------------------
@@ -156,6 +158,23 @@ def test_empty_parts_change_nothing() -> None:
     after = state_of(merged)
     assert after.transactions == before.transactions
     assert after.counters == before.counters
+
+
+def test_error_messages_reach_the_parent_once_per_code() -> None:
+    base = time.perf_counter_ns() - int(2.5 * NS_PER_S)
+    merged = _recorder(base)
+    for messages in (("a1", "a2"), ("b1", "b2")):
+        part, taker = _recorder(base), DeltaTaker()
+        part.record(base, base + 1000, STEPS, (1, 1), "22012", message=messages[0])
+        merge_into(merged, taker.take(part))
+        part.record(base, base + 1000, STEPS, (1, 1), "22012", message=messages[1])
+        part.record(base, base + 1000, STEPS, (1, 1), "57014", message=f"{messages[1]} cancel")
+        second = taker.take(part)
+        assert second.error_examples == {"57014": f"{messages[1]} cancel"}
+        merge_into(merged, second)
+    assert merged.errors == {"22012": 4, "57014": 2}
+    assert merged.error_examples == {"22012": "a1", "57014": "a2 cancel"}
+    assert state_of(merged).error_examples == merged.error_examples
 
 
 def test_client_ranges_are_contiguous_and_cover_every_client() -> None:
@@ -464,10 +483,10 @@ def test_cli_exits_1_with_one_line_naming_the_dead_worker(seeded_dsn: str, tmp_p
         victim.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(f"dbload: error: worker process 0 (pid {victim.pid}, {labels[0]})")
-    assert "SIGKILL" in lines[0]
+    _one_line_error(
+        proc.returncode, err, f"dbload: error: worker process 0 (pid {victim.pid}, {labels[0]})"
+    )
+    assert "SIGKILL" in err
     assert "incident" in out and "tps" in out
     data = json.loads(out_file.read_text())
     assert len(data["incidents"]) == 1 and data["transactions"]["ok"] > 0
@@ -488,9 +507,69 @@ def test_ctrl_c_at_the_terminal_stops_every_process_cleanly(
         out, err = proc.communicate(timeout=30)
     assert time.monotonic() - started < 10
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.startswith("dbload: error: interrupted")
+    _one_line_error(proc.returncode, err, "dbload: error: interrupted")
     assert "tps" in out and "incident" not in out
     data = json.loads(out_file.read_text())
     assert data["interrupted"] is True and data["incidents"] == []
     assert data["transactions"]["ok"] > 0
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+@contextlib.contextmanager
+def _adopting_orphans() -> Iterator[None]:
+    """In the block, this process adopts its descendants' orphans (Linux's
+    child subreaper), so that it can tell how they ended."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("child subreapers are Linux's")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1) != 0:
+        pytest.skip("prctl(PR_SET_CHILD_SUBREAPER) refused")
+    try:
+        yield
+    finally:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0)
+
+
+def _reap(pids: list[int], timeout_s: float = 30) -> dict[int, int]:
+    """Wait for the adopted ``pids``; their wait statuses."""
+    statuses: dict[int, int] = {}
+    until = time.monotonic() + timeout_s
+    while len(statuses) < len(pids) and time.monotonic() < until:
+        for pid in pids:
+            if pid not in statuses:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    statuses[pid] = status
+        time.sleep(0.05)
+    return statuses
+
+
+@pytest.mark.slow
+def test_worker_processes_die_with_a_parent_stopped_at_once(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    """A second Ctrl-C ends the parent at once: its workers are killed with
+    it, not left to finish a stop of their own (3.5 s of pg_sleep)."""
+    script = tmp_path / "long.sql"
+    script.write_text("SELECT pg_sleep(60);\n")
+    p = _expected(4, seeded_dsn)[0]
+    with (
+        _adopting_orphans(),
+        _dbload("-c", "4", "-T", "120", "-f", str(script), dsn=seeded_dsn) as proc,
+    ):
+        pids = [w.pid for w in _cli_workers(proc.pid, p).values()]
+        time.sleep(2.0)  # connected, released, in pg_sleep
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # within the grace period
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        statuses = _reap(pids)
+    assert len(statuses) == p
+    killed = [
+        s for s in statuses.values() if os.WIFSIGNALED(s) and os.WTERMSIG(s) == signal.SIGKILL
+    ]
+    assert len(killed) == p, statuses

@@ -27,7 +27,7 @@ def result(seeded_dsn: str) -> Result:
 
 def test_json_has_the_documented_schema(result: Result) -> None:
     data = json.loads(json.dumps(to_dict(result)))
-    assert data["schema"] == SCHEMA == "dbload/result@1"
+    assert data["schema"] == SCHEMA == "dbload/result@2"
     for key in (
         "mode",
         "workload",

@@ -10,10 +10,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from dbload.api import Observer, database_ready, run
 from dbload.database import embedded
 from dbload.errors import DatabaseError, UsageError
 from dbload.schema.migrate import migrate
-from dbload.schema.seed import MAX_SCALE, current_scale, ensure_ready, foreign_tables, seed
+from dbload.schema.seed import (
+    MAX_SCALE,
+    Readiness,
+    current_scale,
+    ensure_ready,
+    foreign_tables,
+    pgbench_tables,
+    seed,
+)
+from dbload.workload.parser import load_workload
 from test_cli import _cli, _one_line_error
 
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_history", "pgbench_tellers")
@@ -297,3 +307,88 @@ def test_dbload_adopts_pgbench_partitioned_accounts(scratch_dsn: str) -> None:
     )
     assert ensure_ready(scratch_dsn) == 1
     assert seed(scratch_dsn, 1).skipped
+
+
+# --- nothing is created in a user's database without a word
+
+
+def test_pgbench_tables_are_found_by_name() -> None:
+    found = pgbench_tables(
+        [
+            'SELECT abalance FROM PGBENCH_Accounts a JOIN public."pgbench_branches" b USING (bid)',
+            "UPDATE my_pgbench_tellers SET x = 1",  # someone else's table
+            "SELECT pgbench_history_id FROM items",  # a column that only starts alike
+        ]
+    )
+    assert found == ("pgbench_accounts", "pgbench_branches")
+
+
+def _users_own_table(dsn: str, tmp_path: Path) -> Path:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO items SELECT generate_series(1, 10)")
+    script = tmp_path / "items.sql"
+    script.write_text(
+        "\\set id random(1, 10 * :scale)\nSELECT count(*) FROM items WHERE id = :id;\n"
+    )
+    return script
+
+
+def test_a_script_on_the_users_own_tables_creates_nothing(scratch_dsn: str, tmp_path: Path) -> None:
+    script = _users_own_table(scratch_dsn, tmp_path)
+    result = run(files=[str(script)], mode="sequential", dsn=scratch_dsn, transactions=20)
+    assert result.ok == 20 and result.scale == 1  # pgbench's :scale for a custom script
+    assert _tables(scratch_dsn) == {"items"}  # no pgbench_*, no alembic_version
+
+
+def test_the_cli_creates_nothing_for_a_script_on_the_users_own_tables(
+    scratch_dsn: str, tmp_path: Path
+) -> None:
+    script = _users_own_table(scratch_dsn, tmp_path)
+    code, out, err = _cli("run", "-f", str(script), "--dsn", scratch_dsn, "-n", "20")
+    assert code == 0, err
+    assert "pgbench" not in out + err
+    assert _tables(scratch_dsn) == {"items"}
+
+
+class _Told(Observer):
+    def __init__(self) -> None:
+        self.said: list[Readiness] = []
+
+    def data_prepared(self, readiness: Readiness) -> None:
+        self.said.append(readiness)
+
+
+def test_a_pgbench_workload_gets_its_tables_and_says_so(scratch_dsn: str) -> None:
+    told = _Told()
+    workload = load_workload((), "select")
+    with database_ready("dsn", scratch_dsn, workload=workload, observer=told) as (_, scale):
+        assert scale == 1
+    assert len(told.said) == 1
+    message = told.said[0].message
+    assert message is not None and message.startswith(
+        "created pgbench's tables and loaded scale 1 (the workload uses pgbench_accounts;"
+    )
+    assert "100,011 rows" in message and "\n" not in message
+    assert _tables(scratch_dsn) >= set(TABLES)
+    with database_ready("dsn", scratch_dsn, workload=workload, observer=told):
+        pass
+    assert len(told.said) == 1  # nothing done the second time: nothing said
+
+
+def test_no_init_refuses_with_one_clear_error(scratch_dsn: str) -> None:
+    workload = load_workload((), "tpcb")
+    refused = pytest.raises(DatabaseError, match="--no-init forbids")
+    with refused as info, database_ready("dsn", scratch_dsn, workload=workload, init=False):
+        pass
+    message = str(info.value)
+    assert "pgbench_accounts" in message and "has no pgbench tables" in message
+    assert "dbload seed" in message and "\n" not in message
+    assert _tables(scratch_dsn) == set()
+    migrate(scratch_dsn)  # the tables, but empty: refused too
+    refused = pytest.raises(DatabaseError, match="has empty pgbench tables")
+    with refused, database_ready("dsn", scratch_dsn, workload=workload, init=False):
+        pass
+    seed(scratch_dsn, 1)
+    with database_ready("dsn", scratch_dsn, workload=workload, init=False) as (_, scale):
+        assert scale == 1  # a loaded data set is all --no-init asks for

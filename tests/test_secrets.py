@@ -25,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import create_database, drop_database, password_required
 from dbload.database.redact import hide_password_in_title
+from dbload.database.resolve import LIBPQ_ENV
 from dbload.schema.seed import ensure_ready
 from test_cli import _cli, _one_line_error, _script, _subprocess
 
@@ -137,6 +138,29 @@ def test_every_password_source_works_in_every_mode(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_libpq_environment_and_its_password_work_in_every_mode(
+    role_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # psql's way: no --dsn, the server and the password in PG* variables
+    for name in ("DBLOAD_DSN", "DATABASE_URL", *LIBPQ_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DBLOAD_EMBEDDED_DIR", str(tmp_path / "embedded"))
+    params = conninfo_to_dict(role_dsn)
+    monkeypatch.setenv("PGHOST", str(params.get("host") or "localhost"))
+    monkeypatch.setenv("PGPORT", str(params.get("port") or "5432"))
+    monkeypatch.setenv("PGDATABASE", str(params["dbname"]))
+    monkeypatch.setenv("PGUSER", ROLE)
+    monkeypatch.setenv("PGPASSWORD", SECRET)
+    code, out, err = _cli("run", "--mode", mode, "-c", "2", "-n", "20")
+    assert code == 0, err
+    assert "20 ok, 0 failed" in out
+    assert f"dbname={params['dbname']}" in out + err  # the database line names it
+    assert not _leaks(out + err)
+    assert not (tmp_path / "embedded").exists()  # no embedded server instead
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_no_password_is_a_clear_error(
     role_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
@@ -163,10 +187,10 @@ def _start(args: list[str], **popen: Any) -> tuple[subprocess.Popen[str], str]:
         [sys.executable, "-m", "dbload", "run", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
     )  # fmt: skip
-    assert proc.stdout is not None
+    assert proc.stderr is not None  # the database line is chatter: stderr
     printed = ""
     while not printed.endswith("\n") or not printed.splitlines()[-1].startswith("database:"):
-        line = proc.stdout.readline()
+        line = proc.stderr.readline()
         if not line:
             _, err = proc.communicate(timeout=60)
             pytest.fail(f"the run did not start: {printed}{err}")
@@ -206,8 +230,8 @@ def test_no_password_in_output_or_files_of_a_run_with_faults(
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    out = first + out
-    assert out.count("progress:") >= 2 and "tps" in out
+    err = first + err  # the database and progress lines are chatter: stderr
+    assert err.count("progress:") >= 2 and "tps" in out
     data = json.loads(out_file.read_text())
     assert data["transactions"]["failed"] >= 1  # the kill was seen, and counted
     _grep_everything(out, err, tmp_path)

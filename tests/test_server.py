@@ -4,12 +4,17 @@ and the console section."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import re
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg.introspection
 import psycopg
 import pytest
 from psycopg import sql
@@ -20,12 +25,16 @@ from conftest import create_database, drop_database
 from dbload.api import prepare_options, run_on
 from dbload.database.resolve import Database
 from dbload.database.server_stats import MARK, snapshot
+from dbload.measure.comparison import SERVER_CPU, busy_others, classify
 from dbload.measure.result import Result
 from dbload.measure.server import (
+    MEASURED,
+    RUN,
     ServerSnapshot,
     ServerStats,
     StatementCounters,
     delta,
+    is_housekeeping,
 )
 from dbload.report.console import render, server_section
 from dbload.report.json_ import to_dict, write_json
@@ -131,6 +140,157 @@ def test_every_mode_is_counted_in_full(preloading_dsn: str, mode: str) -> None:
     assert all(MARK not in s.query for s in server.statements)  # not our own queries
     totals = [s.total_ms for s in server.statements]
     assert totals == sorted(totals, reverse=True)
+
+
+# Each client commits once every 1.2 s: PostgreSQL publishes a backend's
+# counters at its first commit a second or more after the last it published,
+# so here every commit is published at once, and a reading of
+# pg_stat_database is exact whenever it is taken.
+SLEEPY = """\\set aid random(1, 100000 * :scale)
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+\\sleep 1200 ms
+"""
+
+
+def test_the_warm_up_is_left_out_of_the_server_view(seeded_dsn: str, tmp_path: Path) -> None:
+    """The counters are read when the warm-up ends (t = 3 s, 0.6 s after the
+    clients' last commits at 2.4 s and before their next at 3.6 s), not when
+    the run starts. dbload's own reading and sampling transactions are left
+    out, and nothing else of dbload's falls in the window (the setup is
+    before it, and closing a connection commits nothing): the server counts
+    the client's transactions, give or take what PostgreSQL commits on its
+    own in a session now and then (an idle connection here counted a commit
+    or two every few seconds that it never sent: catalog invalidation
+    catch-up); before the fix, the 12 or more warm-up transactions too."""
+    script = tmp_path / "sleepy.sql"
+    script.write_text(SLEEPY)
+    options = prepare_options(
+        mode="async", concurrency=4, files=[str(script)], warmup=3.0, duration=2.0, seed=5
+    )
+    result = run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options)
+    assert result.warmup_transactions >= 8 and result.ok >= 4 and result.failed == 0
+    server = result.server
+    assert server is not None and server.database is not None, server
+    assert result.ok <= server.database.xact_commit <= result.ok + 3, server.database
+    assert server.window == MEASURED
+    if server.statements_skipped is None:  # pg_stat_statements: exact at any instant
+        assert [(s.query, s.calls) for s in server.statements] == [(SELECT, result.ok)]
+
+
+def test_a_run_stopped_within_its_warm_up_has_no_server_window(seeded_dsn: str) -> None:
+    options = prepare_options(
+        workload="select", mode="async", concurrency=2, duration=5.0, warmup=30.0, seed=5
+    )
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()  # Ctrl-C
+    result = run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options, stop=stop)
+    assert result.interrupted and result.ok == 0 and result.warmup_transactions > 0
+    server = result.server
+    assert server is not None and server.database is None and server.statements == ()
+    assert server.database_skipped == "the run ended before its warm-up did: no measured window"
+    assert result.cpu is None
+
+
+def test_without_a_warm_up_the_window_is_the_run(result: Result) -> None:
+    assert result.server is not None and result.server.window == RUN
+
+
+# generate_series in the select list streams its rows; in FROM it would
+# fill a tuplestore, spilling to disk
+BURN = "SELECT count(*) FROM (SELECT generate_series(1, 10000000000)) AS s"
+
+
+@pytest.fixture
+def busy_session(seeded_dsn: str) -> Iterator[int]:
+    """Another session keeping one backend of the server busy (its pid)
+    until the test ends."""
+    conn = psycopg.connect(seeded_dsn, autocommit=True)
+    pid = conn.info.backend_pid
+
+    def burn() -> None:
+        with contextlib.suppress(psycopg.errors.QueryCanceled):  # the test's end
+            conn.execute(BURN)
+
+    burner = threading.Thread(target=burn)
+    burner.start()
+    with psycopg.connect(seeded_dsn, autocommit=True) as watcher:
+        query = "SELECT state FROM pg_stat_activity WHERE pid = %s"
+        while (row := watcher.execute(query, (pid,)).fetchone()) is None or row[0] != "active":
+            time.sleep(0.01)
+    try:
+        yield pid
+    finally:
+        conn.cancel_safe()
+        burner.join()
+        conn.close()
+
+
+def test_another_sessions_cpu_is_not_the_runs(seeded_dsn: str, busy_session: int) -> None:
+    """A run of 20 lookups a second next to a session burning a core: server
+    CPU is the run's own backend's, the other session's is reported apart
+    (its CPU, pg_stat_activity's samples), and the verdict is not "server
+    CPU" because of it."""
+    options = prepare_options(
+        workload="select", mode="async", concurrency=1, rate=20, duration=2.0, seed=7
+    )
+    result = run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options)
+    cpu = result.cpu
+    assert cpu is not None
+    if cpu.server_pct is None:
+        pytest.skip(f"server CPU is not measurable here: {cpu.server_note}")
+    assert cpu.others_pct is not None and cpu.others_pct > cpu.server_pct, cpu
+    assert cpu.server_note.startswith("1 backend of this run"), cpu.server_note
+    assert result.server is not None and result.server.others is not None
+    others = result.server.others
+    assert others.samples > 0 and others.busy_samples == others.samples, others
+    assert others.max_active >= 1  # a shared test server may have more
+    line = busy_others(result)
+    assert line is not None and line.startswith("other sessions were busy on the server: up to")
+    verdict, why = classify(result)
+    assert verdict != SERVER_CPU, why
+    assert "other sessions used" in why
+
+
+@pytest.mark.parametrize("mode", ["sequential", "threads", "async", "processes"])
+def test_top_statements_are_only_the_workloads(preloading_dsn: str, mode: str) -> None:
+    """Without a warm-up the window includes the workers' setup (session
+    settings, psycopg's statement check) and teardown: none of it is listed."""
+    server = _run(preloading_dsn, mode=mode, clients=1 if mode == "sequential" else 2).server
+    assert server is not None and server.statements_skipped is None
+    assert [(s.query, s.calls) for s in server.statements] == [(SELECT, TRANSACTIONS)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT pg_advisory_unlock_all()",
+        "CLOSE ALL",
+        "UNLISTEN *",
+        "RESET ALL",
+        "DISCARD ALL",
+        "DEALLOCATE $1",
+        "SET client_connection_check_interval = $1",
+        asyncpg.introspection.INTRO_LOOKUP_TYPES_13,
+        asyncpg.introspection.TYPE_BY_NAME,
+        "SELECT\n    typname AS name, oid, typarray AS array_oid,\n    oid::regtype::text",
+    ],
+)
+def test_driver_housekeeping_is_recognised(query: str) -> None:
+    assert is_housekeeping(query)
+
+
+@pytest.mark.parametrize("query", [SELECT, "UPDATE pgbench_accounts SET abalance = $1", "END"])
+def test_the_workloads_statements_are_not_housekeeping(query: str) -> None:
+    assert not is_housekeeping(query)
+
+
+def test_delta_leaves_out_the_readers_own_transactions() -> None:
+    before = dataclasses.replace(_snap(10, 2.0), reader_pid=42, own_transactions=5)
+    after = dataclasses.replace(_snap(30, 12.0), reader_pid=42, own_transactions=8)
+    stats = delta(before, after)
+    assert stats.database is not None and stats.database.xact_commit == 20 - 3
+    other_reader = dataclasses.replace(after, reader_pid=43)
+    assert delta(before, other_reader).database.xact_commit == 20  # type: ignore[union-attr]
 
 
 def test_the_extension_is_created_where_preloaded(preloading_server: str) -> None:
@@ -244,9 +404,16 @@ def test_json_round_trip(preloading_dsn: str, result: Result, tmp_path: Path) ->
             "database_skipped",
             "statements",
             "statements_skipped",
+            "window",
+            "others",
         }
         loaded = load_result(path)
         assert to_dict(loaded) == data
+        assert loaded.server is not None and run.server is not None
+        assert (loaded.server.window, loaded.server.others) == (
+            run.server.window,
+            run.server.others,
+        )
         assert loaded.server is not None and run.server is not None
         assert loaded.server.database is not None and run.server.database is not None
         assert loaded.server.database.xact_commit == run.server.database.xact_commit

@@ -6,13 +6,18 @@ imports (~0.5 s of drivers, Typer and rich), so ``ps`` never shows it.
 
 from __future__ import annotations
 
+import sys
+
 from dbload.database.redact import hide_password_in_title
 
 
 def main() -> int:
     hide_password_in_title(None)
-    from dbload.cli import main as cli_main
-
+    try:
+        from dbload.cli import main as cli_main
+    except KeyboardInterrupt:  # Ctrl-C while the imports load: no traceback
+        print("dbload: error: interrupted", file=sys.stderr)
+        sys.exit(130)
     return cli_main()
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import difflib
 import platform
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -20,7 +22,7 @@ from typing import TypedDict, Unpack
 
 import asyncpg
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import make_conninfo
 
 from dbload import __version__
 from dbload.config import (
@@ -32,6 +34,7 @@ from dbload.config import (
     check_max_errors,
     check_max_tries,
     check_rate,
+    check_scale,
     check_stages,
     check_sweep,
     check_warmup,
@@ -39,18 +42,17 @@ from dbload.config import (
     parse_timeout_ms,
     pick_seed,
 )
-from dbload.database.resolve import Database, open_database, server_version
-from dbload.database.server_stats import snapshot as server_snapshot
+from dbload.database.resolve import Database, check_connections, open_database, server_version
+from dbload.database.server_stats import RunWatch
 from dbload.errors import UsageError
 from dbload.measure.comparison import Comparison
-from dbload.measure.cpu import CpuMeter, find_postmaster
+from dbload.measure.cpu import CpuMeter
 from dbload.measure.histogram import summarize
 from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
 from dbload.measure.server import ServerStats
-from dbload.measure.server import delta as server_delta
 from dbload.modes import MODES, Executor, get_executor
-from dbload.schema.seed import ensure_ready
+from dbload.schema.seed import Readiness, pgbench_tables, prepare_data
 from dbload.workload.arrivals import RateProfile
 from dbload.workload.cpu import loops_for
 from dbload.workload.model import Workload
@@ -69,6 +71,10 @@ class Observer:
 
     def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
         """``compare``: cell ``index`` of ``total`` is about to run."""
+
+    def data_prepared(self, readiness: Readiness) -> None:
+        """dbload created or seeded pgbench's tables for the workload
+        (``readiness.message`` says so in one line): tell the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,7 @@ class RunOptions:
     rate: float | None = None  # open loop (--rate), transactions/s in all
     latency_limit_ms: float = 0.0
     stages: RateProfile | None = None  # open loop, the rate over time (--stages)
+    init: bool = True  # create and seed pgbench's tables when the workload uses them
 
 
 class Options(TypedDict, total=False):
@@ -123,6 +130,7 @@ class Options(TypedDict, total=False):
     rate: float | None
     latency_limit: str | None
     stages: str | None
+    init: bool  # False (--no-init): never create or seed pgbench's tables
 
 
 def prepare_options(
@@ -132,14 +140,18 @@ def prepare_options(
     **options: Unpack[Options],
 ) -> RunOptions:
     """Validate every option and parse the scripts, before touching a database."""
+    check_known(options)
     get_executor(mode)  # unknown mode fails here, first
     batch = options.get("transactions"), options.get("duration")
     warmup = check_warmup(options.get("warmup", 0.0))
     rate = check_rate(options.get("rate"))
     stages = check_stages(options.get("stages"), rate, batch, warmup)
     n, t = check_batch(*batch) if stages is None else (None, stages.duration_s)
+    loaded = load_workload(options.get("files", ()), workload, options.get("defines"))
+    if "scale" in loaded.defines:
+        check_scale(loaded.defines["scale"])
     return RunOptions(
-        workload=load_workload(options.get("files", ()), workload, options.get("defines")),
+        workload=loaded,
         mode=mode,
         concurrency=check_concurrency(mode, concurrency),
         transactions=n,
@@ -154,7 +166,21 @@ def prepare_options(
         rate=rate if stages is None else stages.peak,
         latency_limit_ms=parse_duration_ms(options.get("latency_limit"), "--latency-limit"),
         stages=stages,
+        init=options.get("init", True),
     )
+
+
+def check_known(options: Mapping[str, object]) -> None:
+    """A misspelt keyword (``queries=10``) must not fall back to a default
+    silently: ``**options`` would swallow it, so it is checked by name."""
+    known = Options.__annotations__
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            if name == "queries":  # -n's old long name
+                close = ["transactions"]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"dbload: unknown option {name!r}{hint}")
 
 
 def run(
@@ -177,7 +203,7 @@ def run(
     early; the result is then marked interrupted.
     """
     prepared = prepare_options(workload, mode, concurrency, **options)
-    with database_ready(db, dsn) as (database, scale):
+    with ready_for(prepared, db, dsn, observer) as (database, scale):
         return run_on(database, scale, prepared, stop=stop, observer=observer)
 
 
@@ -222,12 +248,15 @@ def compare(
 ) -> Comparison:
     """Run one workload in several modes (and concurrencies) on one database.
 
-    Every cell runs the same batch with the same seed, so they send the same
+    Every cell runs the same batch with the same seed: client k draws the
+    same parameters in every mode, so cells of one concurrency send the same
     parameters. ``modes`` defaults to all; ``concurrency`` is one value or a
-    sweep (default 8). Sequential runs once, with one connection: it is the
-    baseline of every speedup. Without ``transactions`` or ``duration`` each
-    cell runs 5 s. Setting ``stop`` ends the comparison after the cell in
-    progress, which is kept (marked interrupted).
+    sweep (default 8). Sequential runs once, with one connection that runs
+    the largest cell's client streams in turn (with ``transactions``, the
+    very transactions that cell sends): it is the baseline of every speedup.
+    Without ``transactions`` or ``duration`` each cell runs 5 s. Setting
+    ``stop`` ends the comparison after the cell in progress, which is kept
+    (marked interrupted).
     """
     cells = compare_cells(modes, concurrency)
     if options.get("transactions") is None and options.get("duration") is None:
@@ -235,7 +264,8 @@ def compare(
     options["seed"] = pick_seed(options.get("seed"))
     prepared = [prepare_options(workload, mode, c, **options) for mode, c in cells]
     stop = stop or threading.Event()
-    with database_ready(db, dsn) as (database, scale):
+    with ready_for(prepared[0], db, dsn, observer) as (database, scale):
+        check_connections(database.dsn, max(cell.concurrency for cell in prepared))
         results: list[Result] = []
         for index, cell in enumerate(prepared):
             if stop.is_set():
@@ -253,17 +283,42 @@ def compare_cells(
     concurrency of the sweep in every other mode."""
     chosen = _check_modes(list(MODES) if modes is None else modes)
     sweep = check_sweep([concurrency] if isinstance(concurrency, int) else concurrency)
-    cells: list[tuple[str, int | None]] = [("sequential", None)] if "sequential" in chosen else []
+    # the baseline replays the streams of the sweep's largest cell: with -n
+    # it sends exactly the transactions that cell's workers send
+    base = ("sequential", max(sweep))
+    cells: list[tuple[str, int | None]] = [base] if "sequential" in chosen else []
     cells += [(mode, c) for c in sweep for mode in chosen if mode != "sequential"]
     return cells
 
 
 @contextlib.contextmanager
-def database_ready(db: str = "auto", dsn: str | None = None) -> Iterator[tuple[Database, int]]:
-    """Resolve the database, migrate and seed it if empty; yields it and its scale."""
+def database_ready(
+    db: str = "auto",
+    dsn: str | None = None,
+    *,
+    workload: Workload | None = None,
+    init: bool = True,
+    observer: Observer | None = None,
+) -> Iterator[tuple[Database, int]]:
+    """Resolve the database and prepare what ``workload`` needs; yields it and its scale.
+
+    pgbench's tables are created and seeded (scale 1) only when the workload
+    names one of them (no ``workload``: always), and ``observer`` is told;
+    ``init=False`` (``--no-init``) makes missing or empty tables an error.
+    """
     with open_database(db, dsn) as database:
-        scale = ensure_ready(database.dsn)
-        yield database, scale
+        names = None if workload is None else pgbench_tables(s.sql for s in workload.statements)
+        ready = prepare_data(database.dsn, names, init=init)
+        if ready.message:
+            (observer or Observer()).data_prepared(ready)
+        yield database, ready.scale
+
+
+def ready_for(
+    options: RunOptions, db: str, dsn: str | None, observer: Observer | None
+) -> AbstractContextManager[tuple[Database, int]]:
+    """:func:`database_ready` for what ``options`` will run."""
+    return database_ready(db, dsn, workload=options.workload, init=options.init, observer=observer)
 
 
 def run_on(
@@ -282,7 +337,12 @@ def run_on(
         kind=database.kind, url=database.url, server_version=server_version(database.dsn)
     )
     observer.database(info)
+    # asked for more than the server has, the extra workers would fail one
+    # by one (or a pool wait for ever): say it before anything runs
+    check_connections(database.dsn, options.concurrency)
     workload = options.workload
+    # the run's connections say whose they are: the server view finds their backends by it
+    tag = f"dbload-{secrets.token_hex(4)}"
     plan = Plan(
         workload=workload,
         mode=options.mode,
@@ -291,8 +351,8 @@ def run_on(
         duration_s=options.duration_s,
         warmup_s=options.warmup_s,
         seed=options.seed,
-        scale=int(workload.defines.get("scale", scale)),
-        dsn=database.dsn,
+        scale=check_scale(workload.defines["scale"]) if "scale" in workload.defines else scale,
+        dsn=make_conninfo(database.dsn, application_name=tag),
         statement_timeout_ms=options.statement_timeout_ms,
         max_tries=options.max_tries,
         isolation=options.isolation,
@@ -302,21 +362,21 @@ def run_on(
         latency_limit_ms=options.latency_limit_ms,
         stages=options.stages,
     )
-    cpu = CpuMeter(*find_postmaster(_data_directory(database.dsn)))
     recorder = Recorder(len(workload.statements))
     recorder.latency_limit_ns = plan.latency_limit_ns
-    recorder.on_begin = lambda: _start_cpu_after(cpu, plan.warmup_s)
-    recorder.on_finish = cpu.stop
     if options.max_errors:
         recorder.abort_after(options.max_errors, stop)
-    before = server_snapshot(database.dsn)  # the server-side view: counters before...
-    started = _now()
-    with observer.running(plan, recorder.snapshot):
-        executor.run(plan, recorder, stop)
-    interrupted = stop.is_set() and not recorder.aborted
-    server = server_delta(before, server_snapshot(database.dsn, since=before))  # ...and after
+    # the server view and CPU, over the measured window (after the warm-up)
+    with RunWatch(database.dsn, tag, plan.warmup_s) as watch:
+        recorder.on_begin = lambda: watch.begin(recorder.measure_from_ns)
+        recorder.on_finish = watch.end
+        started = _now()
+        with observer.running(plan, recorder.snapshot):
+            executor.run(plan, recorder, stop)
+        interrupted = stop.is_set() and not recorder.aborted
+        server = watch.result()
     return _result(
-        plan, executor, recorder, cpu, info, started, interrupted=interrupted, server=server
+        plan, executor, recorder, watch.cpu, info, started, interrupted=interrupted, server=server
     )
 
 
@@ -333,16 +393,6 @@ def _check_modes(modes: Sequence[str]) -> list[str]:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _start_cpu_after(cpu: CpuMeter, warmup_s: float) -> None:
-    """CPU is measured over the same window as latency: after the warm-up."""
-    if warmup_s > 0:
-        timer = threading.Timer(warmup_s, cpu.start)
-        timer.daemon = True
-        timer.start()
-    else:
-        cpu.start()
 
 
 def _result(
@@ -363,7 +413,9 @@ def _result(
         driver=executor.driver,
         workload=workload.name,
         scripts=tuple(f"{s.name}@{s.weight}" for s in workload.scripts),
-        concurrency=plan.concurrency,
+        # connections: sequential's one runs the streams of plan.concurrency clients
+        concurrency=1 if plan.mode == "sequential" else plan.concurrency,
+        streams=plan.concurrency,
         seed=plan.seed,
         scale=plan.scale,
         planned_transactions=plan.transactions,
@@ -385,6 +437,7 @@ def _result(
         warmup_transactions=recorder.warmup_transactions,
         latency=latency,
         errors=dict(recorder.errors),
+        error_examples=dict(recorder.error_examples),
         series=tuple(recorder.series),
         statements=statement_stats(
             recorder, [(s.source, s.line, s.sql) for s in workload.statements]
@@ -414,25 +467,6 @@ def _versions(server: str, driver: str) -> dict[str, str]:
         "server": server,
         "platform": platform.platform(terse=True),
     }
-
-
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
-
-
-def _data_directory(dsn: str) -> str | None:
-    """The server's data directory when it runs on this machine (for its CPU)."""
-    try:
-        host = conninfo_to_dict(dsn).get("host") or ""
-    except psycopg.Error:
-        return None
-    if not (str(host).startswith("/") or str(host) in _LOCAL_HOSTS):
-        return None
-    try:
-        with psycopg.connect(dsn, connect_timeout=5) as conn:
-            row = conn.execute("SHOW data_directory").fetchone()
-    except psycopg.Error:
-        return None
-    return str(row[0]) if row else None
 
 
 COMPARE_DURATION_S = 5.0

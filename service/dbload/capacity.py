@@ -22,8 +22,8 @@ from dbload.api import (
     Observer,
     Options,
     RunOptions,
-    database_ready,
     prepare_options,
+    ready_for,
     run_on,
 )
 from dbload.database.resolve import Database
@@ -103,7 +103,7 @@ def find_max_rate(
     tried meets it, the result's ``max_rate`` is None."""
     objectives = parse_slo(slo)
     prepared = prepare_options(workload, mode, concurrency, **search_options(options))
-    with database_ready(db, dsn) as (database, scale):
+    with ready_for(prepared, db, dsn, observer) as (database, scale):
         capacity = search(
             database, scale, prepared, objectives,
             steps=steps, stop=stop, observer=observer, on_step=on_step,

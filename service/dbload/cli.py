@@ -11,8 +11,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -20,25 +21,38 @@ import typer
 from rich.console import Console
 
 from dbload import __version__
-from dbload.api import Observer, Options, compare_cells, database_ready, prepare_options, run_on
+from dbload.api import (
+    Observer,
+    Options,
+    RunOptions,
+    compare_cells,
+    prepare_options,
+    ready_for,
+    run_on,
+)
 from dbload.api import compare as run_compare
 from dbload.capacity import Step, parse_slo, search, search_options
-from dbload.config import Plan, check_output, parse_sweep
+from dbload.config import Plan, check_progress, parse_sweep
 from dbload.database import embedded
 from dbload.database.redact import hide_password_in_title, redact
 from dbload.database.resolve import Database, open_database
 from dbload.errors import DbloadError, UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import DatabaseInfo, Result
-from dbload.measure.thresholds import judge, parse_threshold
+from dbload.measure.thresholds import Verdict, judge, parse_threshold
 from dbload.modes import MODES
 from dbload.report import console as console_report
 from dbload.report import progress
 from dbload.report.capacity import capacity_to_dict, print_capacity, step_line, summary
-from dbload.report.compare_console import print_comparison, print_diff
-from dbload.report.json_ import to_dict, write_json
-from dbload.report.load import load_any
+from dbload.report.compare_console import print_comparison, print_report
+from dbload.report.console import make_console
+from dbload.report.csv_ import compare_series_csv, series_csv
+from dbload.report.files import is_stdout, why_unwritable, write_atomically
+from dbload.report.json_ import compare_to_dict, json_text, to_dict, write_json
+from dbload.report.junit import junit_compare, junit_run
+from dbload.report.load import load_saved
 from dbload.schema.migrate import migrate as migrate_schema
+from dbload.schema.seed import Readiness
 from dbload.schema.seed import seed as seed_data
 from dbload.workload.parser import builtin_names
 
@@ -75,12 +89,19 @@ app.add_typer(db_app, name="db")
 DsnOpt = Annotated[
     str | None,
     typer.Option(
-        "--dsn", help="PostgreSQL URI (else $DBLOAD_DSN, then $DATABASE_URL).", show_default=False
+        "--dsn",
+        metavar="URI",
+        help="PostgreSQL URI (else $DBLOAD_DSN, then $DATABASE_URL).",
+        show_default=False,
     ),
 ]
 DbOpt = Annotated[
     str,
-    typer.Option("--db", help="Where the database comes from: auto, dsn, container or embedded."),
+    typer.Option(
+        "--db",
+        metavar="KIND",
+        help="Where the database comes from: auto, dsn, container or embedded.",
+    ),
 ]
 
 
@@ -89,6 +110,14 @@ class _CliObserver(Observer):
         self.out = out
         self.quiet = quiet
         self.progress_s = progress_s
+        # set outside the executor's run: a Ctrl-C then has no transactions
+        # to finish and must not wait for the next run to notice it
+        self.between_runs = threading.Event()
+        self.between_runs.set()
+
+    def data_prepared(self, readiness: Readiness) -> None:
+        if not self.quiet:
+            self.out.print(f"[dim]note:[/] {readiness.message}", highlight=False)
 
     def database(self, info: DatabaseInfo) -> None:
         if not self.quiet:
@@ -98,22 +127,38 @@ class _CliObserver(Observer):
                 highlight=False,
             )
 
-    def running(self, plan: Plan, snapshot: progress.Snap) -> AbstractContextManager[None]:
+    @contextmanager
+    def running(self, plan: Plan, snapshot: progress.Snap) -> Iterator[None]:
+        self.between_runs.clear()
+        try:
+            with self._display(plan, snapshot):
+                yield
+        finally:
+            self.between_runs.set()
+
+    def _display(self, plan: Plan, snapshot: progress.Snap) -> AbstractContextManager[None]:
         label = f"{plan.mode} c={plan.concurrency}"
+        planned = progress.Planned(plan.duration_s, plan.transactions)
         if self.quiet:
             return nullcontext()
         if self.progress_s is not None:
-            return progress.plain(self.out, snapshot, label, self.progress_s)
+            return progress.plain(self.out, snapshot, label, self.progress_s, planned)
         if self.out.is_terminal:
-            return progress.live(self.out, snapshot, label)
+            return progress.live(self.out, snapshot, label, planned)
         return nullcontext()
 
 
-ModeOpt = Annotated[str, typer.Option("--mode", "-m", help=f"One of: {', '.join(MODES)}.")]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", "-m", metavar="MODE", help=f"One of: {', '.join(MODES)}.")
+]
 WorkloadOpt = Annotated[
     str | None,
     typer.Option(
-        "--workload", "-w", help="A built-in workload (see `dbload workloads`).", show_default=False
+        "--workload",
+        "-w",
+        metavar="NAME",
+        help="A built-in workload (see `dbload workloads`).",
+        show_default=False,
     ),
 ]
 FileOpt = Annotated[
@@ -121,6 +166,7 @@ FileOpt = Annotated[
     typer.Option(
         "--file",
         "-f",
+        metavar="SCRIPT[@W]",
         help="A pgbench-syntax script, SCRIPT\\[@WEIGHT]; repeatable.",
         show_default=False,
     ),
@@ -128,25 +174,36 @@ FileOpt = Annotated[
 DefineOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--define", "-D", help="Script variable NAME=VALUE; repeatable.", show_default=False
+        "--define",
+        "-D",
+        metavar="NAME=VALUE",
+        help="Script variable NAME=VALUE; repeatable.",
+        show_default=False,
     ),
 ]
+# Not --transactions: pgbench's -t/--transactions counts per client, this is
+# the total shared by the workers (k6's --iterations).
 QueriesOpt = Annotated[
     int | None,
     typer.Option(
-        "--queries",
+        "--iterations",
         "-n",
-        help="Run a batch of N script executions, shared by the workers.",
+        metavar="N",
+        help="Run a batch of N script executions in all, shared by the workers.",
         show_default=False,
     ),
 ]
 WarmupOpt = Annotated[
-    float, typer.Option("--warmup", help="Seconds run first and left out of the results.")
+    float,
+    typer.Option(
+        "--warmup", metavar="SECONDS", help="Seconds run first and left out of the results."
+    ),
 ]
 SeedOpt = Annotated[
     int | None,
     typer.Option(
         "--seed",
+        metavar="N",
         help="Random seed for the parameter stream \\[default: random, recorded].",
         show_default=False,
     ),
@@ -155,6 +212,7 @@ TimeoutOpt = Annotated[
     str | None,
     typer.Option(
         "--statement-timeout",
+        metavar="DURATION",
         help="Cancel statements running longer than this (100ms, 2s); they count as failed.",
         show_default=False,
     ),
@@ -163,6 +221,7 @@ MaxTriesOpt = Annotated[
     int | None,
     typer.Option(
         "--max-tries",
+        metavar="N",
         help="Tries per transaction on serialization failure or deadlock \\[default: 1].",
         show_default=False,
     ),
@@ -171,6 +230,7 @@ IsolationOpt = Annotated[
     str | None,
     typer.Option(
         "--isolation",
+        metavar="LEVEL",
         help="read-committed, repeatable-read or serializable \\[default: the server's].",
         show_default=False,
     ),
@@ -179,11 +239,53 @@ CpuWorkOpt = Annotated[
     float | None,
     typer.Option(
         "--cpu-work",
+        metavar="MS",
         help="Milliseconds of Python work per transaction (the CPU-bound contrast).",
         show_default=False,
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+NoInitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-init",
+        help="Never create or seed pgbench's tables; fail when the workload needs them.",
+    ),
+]
+JsonOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--json",
+        metavar="PATH",
+        help="Write the full result to PATH (atomically; - for stdout, the report then on stderr).",
+        show_default=False,
+    ),
+]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        metavar="PATH",
+        help="Write the thresholds (and whether the run succeeded) as JUnit XML, for CI.",
+        show_default=False,
+    ),
+]
+CsvOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--csv", metavar="PATH", help="Write the per-second series as CSV.", show_default=False
+    ),
+]
+ThresholdOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--threshold",
+        metavar="EXPR",
+        help="Pass/fail criterion judged at the end, e.g. 'p99<20ms', 'errors<0.1%', "
+        "'tps>500'; repeatable. Exit 99 when one fails.",
+        show_default=False,
+    ),
+]
 
 
 def _options(
@@ -197,6 +299,7 @@ def _options(
     max_tries: int | None,
     isolation: str | None,
     cpu_work: float | None,
+    no_init: bool = False,
 ) -> Options:
     return Options(
         files=file or (),
@@ -209,6 +312,7 @@ def _options(
         max_tries=max_tries,
         isolation=isolation,
         cpu_work=cpu_work,
+        init=not no_init,
     )
 
 
@@ -223,7 +327,9 @@ def run(
         typer.Option(
             "--concurrency",
             "-c",
-            help="Workers, each holding one connection \\[default: 8; 1 in sequential].",
+            metavar="N",
+            help="Workers, each holding one connection \\[default: 8]; sequential runs N"
+            " clients' streams on its one connection \\[default: 1].",
             show_default=False,
         ),
     ] = None,
@@ -233,6 +339,7 @@ def run(
         typer.Option(
             "--duration",
             "-T",
+            metavar="SECONDS",
             help="Run for SECONDS \\[default: 10 when -n is not given].",
             show_default=False,
         ),
@@ -244,6 +351,7 @@ def run(
         int | None,
         typer.Option(
             "--max-errors",
+            metavar="N",
             help="Abort (exit 1) after N failed transactions, keeping the partial result.",
             show_default=False,
         ),
@@ -251,17 +359,15 @@ def run(
     max_tries: MaxTriesOpt = None,
     isolation: IsolationOpt = None,
     cpu_work: CpuWorkOpt = None,
-    json_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--json", help="Write the full result to this file (atomically).", show_default=False
-        ),
-    ] = None,
+    json_path: JsonOpt = None,
+    junit_path: JunitOpt = None,
+    csv_path: CsvOpt = None,
     progress_s: Annotated[
         float | None,
         typer.Option(
             "--progress",
             "-P",
+            metavar="SECONDS",
             help="Print a plain progress line every SECONDS (for logs).",
             show_default=False,
         ),
@@ -271,6 +377,7 @@ def run(
         typer.Option(
             "--rate",
             "-R",
+            metavar="PER_S",
             help="Open loop: start transactions on a Poisson schedule of R per second in all;"
             " latency counts from the scheduled start.",
             show_default=False,
@@ -281,6 +388,7 @@ def run(
         typer.Option(
             "--latency-limit",
             "-L",
+            metavar="DURATION",
             help="Count transactions slower than this (10ms) as late; with --rate, skip"
             " those already that late when due.",
             show_default=False,
@@ -290,20 +398,13 @@ def run(
         str | None,
         typer.Option(
             "--stages",
+            metavar="STAGES",
             help="Open loop with a rate that ramps, k6 style: 10s:100,30s:500,10s:0 (from"
             " --rate, else 0, to each target in turn); the stages are the whole run.",
             show_default=False,
         ),
     ] = None,
-    threshold: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--threshold",
-            help="Pass/fail criterion judged at the end, e.g. 'p99<20ms', 'errors<0.1%', "
-            "'tps>500'; repeatable. Exit 99 when one fails.",
-            show_default=False,
-        ),
-    ] = None,
+    threshold: ThresholdOpt = None,
     find_max_rate: Annotated[
         bool,
         typer.Option(
@@ -316,22 +417,23 @@ def run(
         list[str] | None,
         typer.Option(
             "--slo",
+            metavar="EXPR",
             help="Objective of --find-max-rate, in --threshold's syntax ('p99<20ms'); repeatable.",
             show_default=False,
         ),
     ] = None,
+    no_init: NoInitOpt = False,
     quiet: QuietOpt = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
 ) -> None:
     """Run one workload in one mode and print a pgbench-like report."""
-    if progress_s is not None and progress_s <= 0:
-        raise UsageError(f"--progress must be positive, got {progress_s}")
-    json_path = check_output(json_path)
+    check_progress(progress_s)
+    outputs = _Outputs.checked(json_path, junit_path, csv_path)
     thresholds = tuple(parse_threshold(text) for text in threshold or ())
     common = _options(
         file, define, queries, duration, warmup, seed, statement_timeout, max_tries, isolation,
-        cpu_work,
+        cpu_work, no_init,
     )  # fmt: skip
     common["max_errors"] = max_errors
     common["rate"] = rate
@@ -342,27 +444,44 @@ def run(
             raise UsageError("--slo is the objective of --find-max-rate; give both")
         if thresholds:
             raise UsageError("--find-max-rate judges each step by --slo; drop --threshold")
-        out = Console(quiet=quiet)
+        if outputs.junit or outputs.csv:
+            raise UsageError("--find-max-rate writes its walk with --json; drop --junit/--csv")
+        out = make_console(quiet=quiet, stderr=outputs.on_stdout)
         # the database line once, not at every step
         searching: Observer = _CompareObserver(out, quiet, progress_s)
         run_args = (workload, mode, concurrency, common)
-        _find_max_rate(out, searching, run_args, slo or [], json_path, dsn, db)
+        _find_max_rate(out, searching, run_args, slo or [], outputs.json, dsn, db)
         return
     options = prepare_options(workload, mode, concurrency, **common)
-    out = Console(quiet=quiet)
+    out = make_console(quiet=quiet, stderr=outputs.on_stdout)
+    # what is not the report (progress, notes) goes to stderr, as pgbench's does
+    chatter = make_console(stderr=True, quiet=quiet)
     if mode == "sequential" and concurrency not in (None, 1):
-        out.print("[dim]note: sequential mode runs one connection; -c is ignored[/]")
-    observer = _CliObserver(out, quiet, progress_s)
+        chatter.print(
+            f"[dim]note: sequential runs one connection; it runs the {concurrency} clients'"
+            " parameter streams one after another[/]"
+        )
+    observer = _CliObserver(chatter, quiet, progress_s)
     stop = threading.Event()
     result, caught = _on_database(
-        out, db, dsn, stop,
+        chatter, (options, db, dsn, observer), stop, observer.between_runs,
         lambda database, scale: run_on(database, scale, options, stop=stop, observer=observer),
     )  # fmt: skip
     verdicts = judge(thresholds, result)
-    out.print(console_report.render(result, verdicts))
-    if json_path is not None:
-        write_json(json_path, to_dict(result, verdicts))
-        out.print(f"[dim]result written to {json_path}[/]", highlight=False)
+    console_report.print_run(out, result, verdicts)
+    outputs.write(
+        chatter,
+        json=lambda: json_text(to_dict(result, verdicts)),
+        junit=lambda: junit_run(result, verdicts),
+        csv=lambda: series_csv(result),
+    )
+    _exit_for(result, verdicts, caught)
+
+
+def _exit_for(result: Result, verdicts: Sequence[Verdict], caught: list[int]) -> None:
+    """The exit code of a finished run: 0 only when it ran whole and
+    something succeeded (a run with some failures is 0, as k6's: a
+    --threshold 'errors<...' is how CI fails on them)."""
     if result.incidents:  # e.g. a worker process died: the result is incomplete
         raise typer.Exit(_fail(result.incidents[0], 1))
     if result.aborted:
@@ -370,10 +489,54 @@ def run(
             _fail(f"aborted after {result.failed} failed transactions (--max-errors)", 1)
         )
     _exit_if_interrupted(caught)
+    found = console_report.outcome(result)
+    if found is not None and found.level == "error":
+        raise typer.Exit(_fail(found.message, 1))
     failed = [v for v in verdicts if not v.passed]
     if failed:  # k6's exit code for crossed thresholds
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise typer.Exit(_fail(f"threshold failed: {failed[0].describe()}{more}", 99))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outputs:
+    """The files a run or a comparison writes (``--json``, ``--junit``,
+    ``--csv``), each checked before the run and written atomically after it."""
+
+    json: Path | None = None
+    junit: Path | None = None
+    csv: Path | None = None
+
+    @classmethod
+    def checked(cls, json: Path | None, junit: Path | None, csv: Path | None) -> _Outputs:
+        named = {"--json": json, "--junit": junit, "--csv": csv}
+        given = {option: path for option, path in named.items() if path is not None}
+        if sum(is_stdout(path) for path in given.values()) > 1:
+            raise UsageError("only one of --json, --junit and --csv can be - (stdout)")
+        for option, path in given.items():
+            if (problem := why_unwritable(path)) is not None:
+                raise UsageError(f"{option}: {problem}")
+        return cls(json, junit, csv)
+
+    @property
+    def on_stdout(self) -> bool:
+        """Whether stdout carries a file: the report then goes to stderr."""
+        return any(is_stdout(path) for path in (self.json, self.junit, self.csv))
+
+    def write(
+        self,
+        chatter: Console,
+        *,
+        json: Callable[[], str],
+        junit: Callable[[], str],
+        csv: Callable[[], str],
+    ) -> None:
+        for path, render in ((self.json, json), (self.junit, junit), (self.csv, csv)):
+            if path is None:
+                continue
+            write_atomically(path, render().encode("utf-8"))
+            if not is_stdout(path):
+                chatter.print(f"[dim]written to {path}[/]", highlight=False)
 
 
 def _find_max_rate(
@@ -398,7 +561,7 @@ def _find_max_rate(
 
     stop = threading.Event()
     capacity, caught = _on_database(
-        out, db, dsn, stop,
+        out, (prepared, db, dsn, observer), stop, None,
         lambda database, scale: search(
             database, scale, prepared, objectives, stop=stop, observer=observer, on_step=show
         ),
@@ -414,18 +577,19 @@ def _find_max_rate(
 
 def _on_database(
     out: Console,
-    db: str,
-    dsn: str | None,
+    target: tuple[RunOptions, str, str | None, Observer],
     stop: threading.Event,
+    idle: threading.Event | None,
     work: Callable[[Database, int], T],
 ) -> tuple[T, list[int]]:
-    """Prepare the database (with a status line), then ``work(database,
+    """Prepare the database ``target`` names (options, --db, --dsn and who
+    to tell) for those options, with a status line, then ``work(database,
     scale)`` with Ctrl-C and SIGTERM setting ``stop``; returns its value and
     the signals caught."""
     with ExitStack() as stack:
         with _status(out, "preparing the database…"):
-            database, scale = stack.enter_context(database_ready(db, dsn))
-        with _stop_on_signals(stop) as caught:
+            database, scale = stack.enter_context(ready_for(*target))
+        with _stop_on_signals(stop, out, idle) as caught:
             return work(database, scale), caught
 
 
@@ -433,7 +597,7 @@ def _on_database(
 def compare(
     modes: Annotated[
         str,
-        typer.Option("--modes", help="Comma-separated modes to compare."),
+        typer.Option("--modes", metavar="MODES", help="Comma-separated modes to compare."),
     ] = ",".join(MODES),
     workload: WorkloadOpt = None,
     file: FileOpt = None,
@@ -443,7 +607,9 @@ def compare(
         typer.Option(
             "--concurrency",
             "-c",
-            help="Workers per mode, or a sweep: -c 1,2,4,8,16,32 (sequential always runs 1).",
+            metavar="N",
+            help="Workers per mode, or a sweep: -c 1,2,4,8,16,32 (sequential runs once,"
+            " one connection running the largest's client streams).",
         ),
     ] = "8",
     queries: QueriesOpt = None,
@@ -452,6 +618,7 @@ def compare(
         typer.Option(
             "--duration",
             "-T",
+            metavar="SECONDS",
             help="Seconds per cell \\[default: 5 when -n is not given].",
             show_default=False,
         ),
@@ -466,18 +633,26 @@ def compare(
         Path | None,
         typer.Option(
             "--out",
+            metavar="DIR",
             help="Write results.json, charts (PNG, SVG) and report.html here.",
             show_default=False,
         ),
     ] = None,
+    json_path: JsonOpt = None,
+    junit_path: JunitOpt = None,
+    csv_path: CsvOpt = None,
+    threshold: ThresholdOpt = None,
+    no_init: NoInitOpt = False,
     quiet: QuietOpt = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
 ) -> None:
     """Run one workload in several modes (and concurrencies); print the speedups."""
+    outputs = _Outputs.checked(json_path, junit_path, csv_path)
+    thresholds = tuple(parse_threshold(text) for text in threshold or ())
     common = _options(
         file, define, queries, duration, warmup, seed, statement_timeout, max_tries, isolation,
-        cpu_work,
+        cpu_work, no_init,
     )  # fmt: skip
     mode_list = [m for m in modes.split(",") if m.strip()]
     sweep = parse_sweep(concurrency)
@@ -487,45 +662,86 @@ def compare(
 
     if out_dir is not None:
         html.check_out_dir(out_dir)
-    out = Console(quiet=quiet)
+    out = make_console(quiet=quiet, stderr=outputs.on_stdout)
+    chatter = make_console(stderr=True, quiet=quiet)
     stop = threading.Event()
-    with _stop_on_signals(stop) as caught:
+    with _stop_on_signals(stop, chatter) as caught:
         comparison = run_compare(
             workload, modes=mode_list, concurrency=sweep, dsn=dsn, db=db, stop=stop,
-            observer=_CompareObserver(out, quiet), **common,
+            observer=_CompareObserver(chatter, quiet), **common,
         )  # fmt: skip
     print_comparison(out, comparison)
+    verdicts = [judge(thresholds, result) for result in comparison.results]
+    outputs.write(
+        chatter,
+        json=lambda: json_text(compare_to_dict(comparison, verdicts)),
+        junit=lambda: junit_compare(comparison, verdicts),
+        csv=lambda: compare_series_csv(comparison),
+    )
     if out_dir is not None:
-        written = html.write_report(comparison, out_dir)
-        out.print(f"[dim]report written to {out_dir}: {len(written)} files[/]", highlight=False)
+        written = html.write_report(comparison, out_dir, verdicts=verdicts)
+        chatter.print(f"[dim]report written to {out_dir}: {len(written)} files[/]", highlight=False)
+    _exit_for_comparison(comparison, verdicts, caught)
+
+
+def _exit_for_comparison(
+    comparison: Comparison, verdicts: Sequence[Sequence[Verdict]], caught: list[int]
+) -> None:
+    """As :func:`_exit_for`, over the cells: the first cell that did not
+    run whole, or nothing succeeded, or crossed a threshold, names the exit."""
+    for result in comparison.results:
+        if result.incidents or result.aborted:
+            _exit_for(result, (), [])
     _exit_if_interrupted(caught)
+    for result in comparison.results:
+        found = console_report.outcome(result)
+        if found is not None and found.level == "error":
+            cell = f"{result.mode} c={result.concurrency}"
+            raise typer.Exit(_fail(f"{cell}: {found.message}", 1))
+    crossed = [
+        (result, v)
+        for result, cell in zip(comparison.results, verdicts, strict=True)
+        for v in cell
+        if not v.passed
+    ]
+    if crossed:
+        result, first = crossed[0]
+        more = f" (and {len(crossed) - 1} more)" if len(crossed) > 1 else ""
+        where = f"{result.mode} c={result.concurrency}"
+        raise typer.Exit(_fail(f"threshold failed in {where}: {first.describe()}{more}", 99))
 
 
 @app.command()
 def report(
-    files: Annotated[list[Path], typer.Argument(help="Result JSON files (run --json or compare).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="RESULT.json...", help="Result JSON files (run --json or compare)."),
+    ],
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", help="Write charts and report.html here.", show_default=False),
+        typer.Option(
+            "--out", metavar="DIR", help="Write charts and report.html here.", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Re-render saved results and compare them (tps and p99 deltas against the first)."""
     from dbload.report import html  # matplotlib: see compare
 
     if out_dir is not None:
-        html.check_out_dir(out_dir)
-    results: list[Result] = []
-    names: list[str] = []
-    for path in files:
-        loaded = load_any(path)
-        results += loaded
-        names += [path.name] * len(loaded)
-    out = Console()
-    print_diff(out, results, names)
+        html.check_out_dir(out_dir, inputs=files)
+    saved = [load_saved(path) for path in files]
+    out = make_console()
+    print_report(out, saved)
     if out_dir is not None:
-        comparison = Comparison.of(results)
-        written = html.write_report(comparison, out_dir, deltas=True, sources=names)
-        out.print(f"[dim]report written to {out_dir}: {len(written)} files[/]", highlight=False)
+        comparison = Comparison.of([r for s in saved for r in s.results])
+        names = [s.path.name for s in saved for _ in s.results]
+        verdicts = [v for s in saved for v in s.verdicts]
+        written = html.write_report(
+            comparison, out_dir, deltas=True, sources=names, verdicts=verdicts
+        )
+        make_console(stderr=True).print(
+            f"[dim]report written to {out_dir}: {len(written)} files[/]", highlight=False
+        )
 
 
 class _CompareObserver(_CliObserver):
@@ -552,19 +768,31 @@ def _exit_if_interrupted(caught: list[int]) -> None:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+def _stop_on_signals(
+    stop: threading.Event, out: Console, idle: threading.Event | None = None
+) -> Iterator[list[int]]:
     """First SIGINT or SIGTERM: start no new transaction, let those in flight
-    finish, and report what was measured. A second SIGINT stops at once."""
+    finish, and report what was measured. A second SIGINT stops at once.
+    Outside a run (``idle`` set: summing up the result, between compare
+    cells) there is nothing to finish, so the first one interrupts."""
     caught: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         if caught and signum == signal.SIGINT:
             # At once means not even waiting for worker threads stuck in a
             # query: the OS closes the sockets and the server ends those sessions.
+            if sys.stderr.isatty():  # end the live line first
+                sys.stderr.write("\n")
             sys.stderr.flush()
             os._exit(_fail("interrupted", 130))
         caught.append(signum)
         stop.set()
+        if idle is not None and idle.is_set():
+            raise KeyboardInterrupt
+        out.print(
+            "[yellow]stopping, finishing transactions in flight (Ctrl-C again to quit)[/]",
+            highlight=False,
+        )
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -611,7 +839,10 @@ def seed(
     scale: Annotated[
         int,
         typer.Option(
-            "--scale", "-s", help="Scale factor: 100,000 accounts per unit, as pgbench -i -s."
+            "--scale",
+            "-s",
+            metavar="N",
+            help="Scale factor: 100,000 accounts per unit, as pgbench -i -s.",
         ),
     ] = 1,
     force: Annotated[
@@ -715,6 +946,10 @@ def main(argv: list[str] | None = None) -> int:
         returned = command.main(args=argv, prog_name="dbload", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0
     except typer.TyperException as exc:
+        # `dbload` or `dbload db` alone: the help was printed, nothing failed.
+        # Matched by name because the class lives in Typer's private click.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return _exit_code(0, argv)
         code = _fail(exc.format_message(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         code = _fail("interrupted", 130)
@@ -726,6 +961,10 @@ def main(argv: list[str] | None = None) -> int:
         code = _fail(
             f"internal error: {type(exc).__name__}: {exc} (DBLOAD_DEBUG=1 shows a traceback)", 70
         )
+    return _exit_code(code, argv)
+
+
+def _exit_code(code: int, argv: list[str] | None) -> int:
     if argv is None:
         sys.exit(code)
     return code

@@ -6,7 +6,7 @@ opened, so bad input fails fast with a one-line :class:`UsageError`.
 
 from __future__ import annotations
 
-import os
+import math
 import re
 import secrets
 from collections.abc import Sequence
@@ -14,11 +14,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbload.errors import UsageError
+from dbload.report.files import refuse_overwrite, why_unwritable
 from dbload.workload.arrivals import RateProfile, parse_stages
 from dbload.workload.model import Workload
 
 DEFAULT_DURATION_S = 10.0
 DEFAULT_CONCURRENCY = 8
+# Bounds that turn a typo (-T 1e99, -R inf) into one clear line instead of a
+# run that never ends or an OverflowError deep inside a worker.
+MAX_SECONDS = 366 * 86_400.0  # a year: longer than any load test
+# Far above what one client machine can start (~10^5/s), and low enough that
+# the Poisson gaps (1/rate) stay whole nanoseconds, so the schedule advances.
+MAX_RATE = 10_000_000.0
+# statement_timeout is an int of milliseconds on the server (INT_MAX)
+MAX_TIMEOUT_MS = 2_147_483_647
+
+
+def check_seconds(value: float | None, option: str, *, zero_ok: bool = False) -> float | None:
+    """A finite, positive (or zero) number of seconds, at most a year."""
+    if value is None:
+        return None
+    low_ok = value >= 0 if zero_ok else value > 0
+    if not (math.isfinite(value) and low_ok):
+        what = "zero or positive" if zero_ok else "positive"
+        raise UsageError(f"{option} must be a finite {what} number of seconds, got {value}")
+    if value > MAX_SECONDS:
+        raise UsageError(f"{option} must be at most {MAX_SECONDS:.0f} s (a year), got {value:g}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +105,14 @@ class Plan:
 
 
 def check_concurrency(mode: str, concurrency: int | None) -> int:
-    """Workers for ``mode``; sequential is one connection whatever ``-c`` says,
-    so the same command line can be run in every mode."""
+    """Workers for ``mode``. Sequential is one connection whatever ``-c``
+    says; with ``-c N`` it runs N clients' parameter streams one after
+    another on it (modes/sequential.py), so it sends what N workers send.
+    Without ``-c`` it is one client, as ``pgbench -c 1``."""
     if concurrency is not None and concurrency < 1:
         raise UsageError(f"-c/--concurrency must be at least 1, got {concurrency}")
     if mode == "sequential":
-        return 1
+        return 1 if concurrency is None else concurrency
     return DEFAULT_CONCURRENCY if concurrency is None else concurrency
 
 
@@ -96,35 +120,32 @@ def check_batch(
     transactions: int | None, duration_s: float | None
 ) -> tuple[int | None, float | None]:
     if transactions is not None and duration_s is not None:
-        raise UsageError("give either -n/--queries or -T/--duration, not both")
+        raise UsageError("give either -n/--iterations or -T/--duration, not both")
     if transactions is not None and transactions < 1:
         raise UsageError(
-            f"-n/--queries must be a positive number of transactions, got {transactions}"
+            f"-n/--iterations must be a positive number of transactions, got {transactions}"
         )
-    if duration_s is not None and duration_s <= 0:
-        raise UsageError(f"-T/--duration must be positive, got {duration_s}")
+    check_seconds(duration_s, "-T/--duration")
     if transactions is None and duration_s is None:
         return None, DEFAULT_DURATION_S
     return transactions, duration_s
 
 
 def check_warmup(warmup_s: float) -> float:
-    if warmup_s < 0:
-        raise UsageError(f"--warmup must be zero or positive, got {warmup_s}")
+    check_seconds(warmup_s, "--warmup", zero_ok=True)
     return warmup_s
 
 
-def check_output(path: Path | None) -> Path | None:
-    """Refuse an unwritable --json target before the run, not after it."""
+def check_output(path: Path | None, inputs: Sequence[Path] = ()) -> Path | None:
+    """Refuse an unwritable --json target before the run, not after it, and
+    one that is among ``inputs``. ``-`` (stdout), a FIFO or a device pass:
+    they are written through (see dbload.report.files)."""
     if path is None:
         return None
-    parent = path.expanduser().resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"--json: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--json: directory {parent} is not writable")
-    if path.is_dir():
-        raise UsageError(f"--json: {path} is a directory")
+    problem = why_unwritable(path)
+    if problem is not None:
+        raise UsageError(f"--json: {problem}")
+    refuse_overwrite("--json", [path], inputs)
     return path
 
 
@@ -142,6 +163,11 @@ def parse_timeout_ms(text: str | None) -> int:
     ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
     if 0 < ms < 1:
         raise UsageError(f"--statement-timeout: {text!r} is below PostgreSQL's 1 ms resolution")
+    if ms > MAX_TIMEOUT_MS:
+        raise UsageError(
+            f"--statement-timeout: {text!r} is above PostgreSQL's limit of {MAX_TIMEOUT_MS} ms"
+            " (about 24.8 days)"
+        )
     return round(ms)
 
 
@@ -152,8 +178,10 @@ def check_max_errors(max_errors: int | None) -> int:
 
 
 def check_rate(rate: float | None) -> float | None:
-    if rate is not None and not rate > 0:
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
         raise UsageError(f"--rate must be a positive number of transactions per second, got {rate}")
+    if rate is not None and rate > MAX_RATE:
+        raise UsageError(f"--rate must be at most {MAX_RATE:,.0f} per second, got {rate:g}")
     return rate
 
 
@@ -168,7 +196,7 @@ def check_stages(
     if text is None:
         return None
     if batch != (None, None):
-        raise UsageError("--stages sets the run's length; drop -n/--queries and -T/--duration")
+        raise UsageError("--stages sets the run's length; drop -n/--iterations and -T/--duration")
     if warmup_s > 0:
         raise UsageError("--stages: drop --warmup; a first stage at a low rate warms up")
     return parse_stages(text, rate)
@@ -181,7 +209,10 @@ def parse_duration_ms(text: str | None, option: str) -> float:
     match = _DURATION.match(text)
     if match is None or float(match.group(1)) <= 0:
         raise UsageError(f"{option}: {text!r} is not a positive duration like 10ms or 1.5s")
-    return float(match.group(1)) * _UNIT_MS[match.group(2)]
+    ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    if ms > MAX_SECONDS * 1000:
+        raise UsageError(f"{option}: {text!r} is longer than a year")
+    return ms
 
 
 def check_max_tries(max_tries: int | None) -> int:
@@ -207,6 +238,26 @@ def check_isolation(isolation: str | None) -> str | None:
             f"--isolation: unknown level {isolation!r}; choose one of {', '.join(ISOLATION_LEVELS)}"
         )
     return level
+
+
+def check_progress(seconds: float | None) -> float | None:
+    """-P/--progress: a finite interval, at least 0.1 s (a line a tick)."""
+    if seconds is not None and not (math.isfinite(seconds) and 0.1 <= seconds <= MAX_SECONDS):
+        raise UsageError(
+            f"--progress must be between 0.1 and {MAX_SECONDS:.0f} seconds, got {seconds}"
+        )
+    return seconds
+
+
+def check_scale(value: object) -> int:
+    """``-D scale=N`` overrides the data's scale: a whole number >= 1."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 1 and number == int(number) and number < 2**31):
+        raise UsageError(f"-D scale must be a whole number of at least 1, got {value}")
+    return int(number)
 
 
 def check_cpu_work(ms: float | None) -> float:

@@ -3,15 +3,21 @@
 Two fixtures::
 
     def test_async_overlaps_server_waits(dbload_runner):
-        result = dbload_runner.run("slow", mode="async", concurrency=20, queries=200)
+        result = dbload_runner.run("slow", mode="async", concurrency=20, transactions=200)
         assert result.speedup_vs("sequential") > 5
         assert result.latency.p99 < 100  # ms
 
 ``dbload_database`` (session scope) resolves a server as ``dbload run`` does
-($DBLOAD_DSN or $DATABASE_URL, else a testcontainers PostgreSQL, else the
-embedded server; ``--dbload-db`` forces one), creates a fresh database on it
-for the session, seeds it and drops it at the end. With no server at all,
-the tests that use it are skipped with the reason.
+($DBLOAD_DSN or $DATABASE_URL or libpq's PG* variables, else a
+testcontainers PostgreSQL, else the embedded server; ``--dbload-db`` forces
+one), creates a fresh database on it for the session, seeds it and drops it
+at the end. A server that was configured (a DSN, PG* variables, a forced
+``--dbload-db``) and cannot be reached fails the tests that use it: a
+misconfigured CI must not go green. Only with nothing configured and no
+server available are they skipped, with the reason.
+
+``transactions`` is the batch, shared by the workers (``-n``); an unknown
+keyword is a TypeError.
 
 The runner's runs execute in their own thread and event loop, so they work
 in plain tests and, through ``await dbload_runner.run_async(...)``, in
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
@@ -33,7 +40,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbload.api import Options, run
 from dbload.database.redact import redact
-from dbload.database.resolve import open_database
+from dbload.database.resolve import env_dsn, libpq_environment, open_database
 from dbload.errors import DbloadError
 from dbload.measure.result import Result
 from dbload.schema.seed import ensure_ready
@@ -67,15 +74,29 @@ class DbloadDatabase:
 def dbload_database(request: pytest.FixtureRequest) -> Iterator[DbloadDatabase]:
     """A fresh, seeded database for the session, dropped at its end."""
     choice = str(request.config.getoption("--dbload-db"))
-    try:
-        with open_database(choice) as server:
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(open_database(choice))
             dsn = _create_database(server.dsn)
-            try:
-                yield DbloadDatabase(dsn=dsn, kind=server.kind, scale=ensure_ready(dsn))
-            finally:
-                _drop_database(server.dsn, dsn)
-    except DbloadError as exc:
-        pytest.skip(f"dbload: no PostgreSQL available ({choice}): {redact(str(exc))}")
+            stack.callback(_drop_database, server.dsn, dsn)
+            database = DbloadDatabase(dsn=dsn, kind=server.kind, scale=ensure_ready(dsn))
+        except DbloadError as exc:
+            reason = redact(str(exc))
+            if (told := _configured(choice)) is not None:
+                pytest.fail(f"dbload: {told}, but it gives no database: {reason}", pytrace=False)
+            pytest.skip(f"dbload: no PostgreSQL available (none configured): {reason}")
+        yield database
+
+
+def _configured(choice: str) -> str | None:
+    """What the session was told about where its database is; None: nothing."""
+    if choice != "auto":
+        return f"--dbload-db {choice} was asked for"
+    if env_dsn() is not None:
+        return "$DBLOAD_DSN or $DATABASE_URL is set"
+    if names := libpq_environment():
+        return f"libpq's {', '.join(names)} {'is' if len(names) == 1 else 'are'} set"
+    return None
 
 
 def _create_database(server: str) -> str:
@@ -113,7 +134,7 @@ class RunnerResult:
 
         The baseline runs once per workload and options (then cached), with
         the same seed; for a batch it runs this run's share of one worker
-        (queries / concurrency, at least 10), which takes about the same
+        (transactions / concurrency, at least 10), which takes about the same
         time as this run did and measures the same rate.
         """
         base = self._runner.baseline(mode, self._request, self.result)
@@ -133,12 +154,9 @@ class DbloadRunner:
         *,
         mode: str = "async",
         concurrency: int | None = None,
-        queries: int | None = None,
         **options: Unpack[Options],
     ) -> RunnerResult:
-        """``dbload.api.run`` on the session database; ``queries`` is ``-n``."""
-        if queries is not None:
-            options["transactions"] = queries
+        """``dbload.api.run`` on the session database; ``transactions`` is ``-n``."""
         if options.get("transactions") is None and options.get("duration") is None:
             options["duration"] = 2.0  # a test's default, not the CLI's 10 s
         request: dict[str, Any] = {"workload": workload, **options}
@@ -152,14 +170,11 @@ class DbloadRunner:
         *,
         mode: str = "async",
         concurrency: int | None = None,
-        queries: int | None = None,
         **options: Unpack[Options],
     ) -> RunnerResult:
         """:meth:`run` from a coroutine: in a thread, beside the test's own loop."""
         return await asyncio.to_thread(
-            lambda: self.run(
-                workload, mode=mode, concurrency=concurrency, queries=queries, **options
-            )
+            lambda: self.run(workload, mode=mode, concurrency=concurrency, **options)
         )
 
     def baseline(self, mode: str, request: dict[str, Any], measured: Result) -> Result:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from dbload.database.environ import given, setting
 from dbload.errors import DatabaseError
 
 DEFAULT_IMAGE = "postgres:17-alpine"
@@ -23,7 +24,7 @@ def docker_available(timeout: float = 1.0) -> bool:
     (API version negotiation, a DOCKER_HOST that black-holes packets) cannot
     hang a command.
     """
-    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+    if not setting("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
         return False  # the common case without Docker: answer at once
     answer: list[bool] = []
     probe = threading.Thread(target=_ping, args=(timeout, answer), daemon=True)
@@ -56,13 +57,16 @@ def _container_class() -> Any:
     return PostgresContainer
 
 
+def container_image(image: str | None = None) -> str:
+    """``image``, else ``$DBLOAD_PG_IMAGE``, else postgres:17-alpine (blank counts as unset)."""
+    return given(image) or setting(IMAGE_ENV) or DEFAULT_IMAGE
+
+
 @contextmanager
 def postgres_container(image: str | None = None) -> Iterator[str]:
-    """Start a PostgreSQL container; yields its DSN and removes it at exit.
-
-    The image is ``image``, else ``$DBLOAD_PG_IMAGE``, else postgres:17-alpine.
-    """
-    image = image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+    """Start a PostgreSQL container (see :func:`container_image`); yields its
+    DSN and removes it at exit."""
+    image = container_image(image)
     container: Any = None
     try:
         try:

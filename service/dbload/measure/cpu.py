@@ -4,11 +4,17 @@ On a small machine the client is often the bottleneck; showing CPU next to
 throughput is how a user sees it. Server CPU is only measurable when the
 server runs on this machine and its postmaster is visible to us; otherwise
 the figure is omitted with the reason.
+
+Given the run's :class:`Backends` (found by the run's application_name, see
+dbload.database.server_stats), server CPU is theirs alone: on a shared
+server another session's query is not billed to the run, and is reported
+apart as the other sessions' CPU.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +28,16 @@ class CpuUse:
     wall_s: float
     cores: int
     client_s: float
-    server_s: float | None
+    server_s: float | None  # the run's own backends (older results: the whole server)
     server_note: str  # why server CPU is missing, or where it came from
+    others_s: float | None = None  # other sessions' backends; None: not measured
+
+    @property
+    def others_pct(self) -> float | None:
+        """The other sessions' CPU, in % of one core (None: not measured)."""
+        if self.others_s is None or self.wall_s <= 0:
+            return None
+        return 100.0 * self.others_s / self.wall_s
 
     @property
     def client_pct(self) -> float:
@@ -72,12 +86,22 @@ def find_postmaster(data_directory: str | None) -> tuple[psutil.Process | None, 
         return None, "server is not on this machine or its postmaster.pid is unreadable"
 
 
+@dataclass(frozen=True, slots=True)
+class Backends:
+    """Server processes by whose they are, as pg_stat_activity lists them."""
+
+    own: frozenset[int]  # the run's connections (and their parallel workers)
+    others: frozenset[int]  # other sessions' client backends
+
+
 class CpuMeter:
     """Samples CPU at :meth:`start` and :meth:`stop`.
 
     Backends that start and end inside the window are missed, but dbload's
     workers hold their connections for the whole run, so their backends
-    exist at both samples.
+    exist at both samples; one that appears by :meth:`stop` (a reconnect)
+    counts from its birth. Without :class:`Backends` the server is the
+    postmaster's whole process tree, whoever its sessions serve.
     """
 
     def __init__(self, postmaster: psutil.Process | None, note: str) -> None:
@@ -92,26 +116,56 @@ class CpuMeter:
     def started(self) -> bool:
         return self._t0 > 0
 
-    def start(self) -> None:
+    @property
+    def local(self) -> bool:
+        """Whether the server's processes are visible here."""
+        return self._postmaster is not None
+
+    def start(self, backends: Backends | None = None) -> None:
         self._t0 = time.perf_counter()
         self._client0 = _own_cpu()
-        self._server0 = _tree_cpu(self._postmaster) if self._postmaster else {}
+        self._server0 = self._server_cpu(backends)
 
-    def stop(self) -> CpuUse | None:
+    def stop(self, backends: Backends | None = None) -> CpuUse | None:
         """Sample again; the use since :meth:`start` (None if never started)."""
         if not self.started:
             return None
         wall = time.perf_counter() - self._t0
         client = _own_cpu() - self._client0
-        server: float | None = None
+        server = others = None
+        note = self._note
         if self._postmaster is not None:
-            now = _tree_cpu(self._postmaster)
-            server = sum(v - self._server0.get(pid, 0.0) for pid, v in now.items())
+            now = self._server_cpu(backends)
+            n = 0 if backends is None else len(backends.own & now.keys())
+            if backends is None:
+                server = self._since_start(now, now)
+            elif n == 0:  # all gone (lost and reconnected, closed early): no figure, not 0 %
+                note = "the run's backends had exited before their CPU was read again"
+            else:
+                server = self._since_start(now, backends.own)
+                others = self._since_start(now, backends.others)
+                note = f"{n} backend{'' if n == 1 else 's'} of this run, {note}"
         self.result = CpuUse(
             wall_s=round(wall, 3),
             cores=psutil.cpu_count() or 1,
             client_s=round(client, 3),
             server_s=None if server is None else round(server, 3),
-            server_note=self._note,
+            server_note=note,
+            others_s=None if others is None else round(others, 3),
         )
         return self.result
+
+    def _since_start(self, now: dict[int, float], pids: Iterable[int]) -> float:
+        return sum(now[pid] - self._server0.get(pid, 0.0) for pid in pids if pid in now)
+
+    def _server_cpu(self, backends: Backends | None) -> dict[int, float]:
+        """CPU seconds by pid: the postmaster's tree, or only the listed
+        backends among its children (a pid from a server in a container
+        means another process here: only the postmaster's own count)."""
+        if self._postmaster is None:
+            return {}
+        tree = _tree_cpu(self._postmaster)
+        if backends is None:
+            return tree
+        wanted = backends.own | backends.others
+        return {pid: cpu for pid, cpu in tree.items() if pid in wanted}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -57,19 +58,41 @@ class LatencySummary:
     max: float
 
 
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
 def summarize(hist: HdrHistogram) -> LatencySummary:
+    """The histogram's percentiles, mean and stddev, as hdrhistogram's own
+    getters compute them.
+
+    Those getters walk all ~23,000 buckets in Python, three times: ~0.17 s a
+    histogram, so a 10,000-statement script took half an hour to sum up.
+    Here numpy finds the few hundred buckets in use and only they are
+    walked; tests/test_histogram.py checks the figures against the getters.
+    """
     count = hist.get_total_count()
     if count == 0:
         return LatencySummary(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    pct = hist.get_percentile_to_value_dict([50.0, 90.0, 99.0, 99.9])
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len]
+    used = np.flatnonzero(counts)
+    weights = counts[used].astype(np.float64)
+    values = [hist.get_value_from_index(int(i)) for i in used]
+    medians = np.array([hist._hdr_median_equiv_value(v) for v in values], dtype=np.float64)
+    mean = float(np.dot(weights, medians) / count)
+    stddev = float(np.sqrt(np.dot(weights, (medians - mean) ** 2) / count))
+    cumulative = np.cumsum(counts[used])
+    pct = {}
+    for p in PERCENTILES:
+        at = int(np.searchsorted(cumulative, hist.get_target_count_at_percentile(p)))
+        pct[p] = hist.get_highest_equivalent_value(values[min(at, len(values) - 1)])
 
     def ms(us: float) -> float:
         return round(us / 1000.0, 3)
 
     return LatencySummary(
         count=count,
-        mean=ms(hist.get_mean_value()),
-        stddev=ms(hist.get_stddev()),
+        mean=ms(mean),
+        stddev=ms(stddev),
         min=ms(hist.get_min_value()),
         p50=ms(pct[50.0]),
         p90=ms(pct[90.0]),

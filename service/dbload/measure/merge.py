@@ -51,6 +51,7 @@ class RecorderState:
     ended_ns: int = 0  # perf_counter_ns when the recorder finished (0: still running)
     incidents: tuple[str, ...] = ()  # new since the previous delta
     lag: str = ""  # open loop: encoded HDR histogram of schedule lag, µs
+    error_examples: dict[str, str] = field(default_factory=dict)  # new since the previous delta
 
 
 def _encoded(hist: HdrHistogram) -> str:
@@ -70,6 +71,7 @@ def state_of(recorder: Recorder) -> RecorderState:
         ended_ns=recorder.ended_ns,
         incidents=tuple(recorder.incidents),
         lag=_encoded(recorder.lag),
+        error_examples=dict(recorder.error_examples),
     )
 
 
@@ -88,6 +90,7 @@ class DeltaTaker:
         self._errors: dict[str, int] = {}
         self._intervals = 0
         self._incidents = 0
+        self._examples: set[str] = set()
 
     def take(self, recorder: Recorder) -> RecorderState:
         transactions, recorder.transactions = recorder.transactions, new_histogram()
@@ -106,7 +109,11 @@ class DeltaTaker:
             ended_ns=recorder.ended_ns,
             incidents=tuple(recorder.incidents[self._incidents :]),
             lag=_encoded(lag),
+            error_examples={
+                k: v for k, v in recorder.error_examples.items() if k not in self._examples
+            },
         )
+        self._examples.update(state.error_examples)
         self._counters, self._errors = counters, errors
         self._incidents += len(state.incidents)
         self._intervals = len(recorder.series)
@@ -138,6 +145,8 @@ def merge_into(recorder: Recorder, state: RecorderState) -> None:
             recorder.errors[code] = recorder.errors.get(code, 0) + count
     _merge_series(recorder.series, state.series, state.first_interval)
     recorder.incidents.extend(state.incidents)
+    for code, message in state.error_examples.items():
+        recorder.error_examples.setdefault(code, message)
     recorder.ended_ns = max(recorder.ended_ns, state.ended_ns)
 
 

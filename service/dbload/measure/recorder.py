@@ -24,6 +24,11 @@ TRANSACTIONS, LAG = -1, -2
 # pending values recorded per record() call: at least what one transaction
 # can add (a latency, a lag, one per statement), so the queue never grows
 DRAIN_MIN = 4
+# An interval is closed once a transaction ends this long after its tick, not
+# at the tick: a run ending just after a tick (a -T deadline is one) would
+# otherwise end the series with a point of a few in-flight transactions
+# whose ``t``, rounded to the millisecond, is the tick's own.
+ROLL_SLACK_NS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,9 @@ class Recorder:
         self._lag_buf: dict[int, int] = {}  # µs -> count, this interval
         self.statement_count = 0
         self.errors: dict[str, int] = {}
+        # the first message seen for each code of ``errors``: "22012" alone
+        # does not tell a user which division failed
+        self.error_examples: dict[str, str] = {}
         self.warmup_transactions = 0
         self.started_ns = 0  # when the clock started (workers released)
         self.measure_from_ns = 0  # end of warm-up
@@ -91,6 +99,7 @@ class Recorder:
         self._stop: threading.Event | None = None
         self._lock = threading.Lock()
         self._next_tick_ns = 0
+        self._roll_ns = 0  # when the interval ending at _next_tick_ns is closed
         # this interval's latencies as µs -> count: a dict increment costs
         # about what a list append does, and latencies repeat a lot
         self._buf: dict[int, int] = {}
@@ -119,6 +128,7 @@ class Recorder:
         self.started_ns = now
         self.measure_from_ns = now + int(warmup_s * NS_PER_S)
         self._next_tick_ns = self.measure_from_ns + self.interval_ns
+        self._roll_ns = self._next_tick_ns + ROLL_SLACK_NS
         if self.on_begin is not None:
             self.on_begin()
         return now
@@ -132,6 +142,7 @@ class Recorder:
         error: str | None = None,
         tries: int = 1,
         lag_ns: int | None = None,
+        message: str | None = None,
     ) -> None:
         """One finished transaction.
 
@@ -142,13 +153,14 @@ class Recorder:
         spans them all, from the first start, as pgbench measures it. In
         open loop ``start_ns`` is the scheduled start and ``lag_ns`` how late
         the transaction really started, so latency includes the wait for a
-        free worker (coordinated omission corrected).
+        free worker (coordinated omission corrected). ``message`` is the
+        server's message for ``error`` (first line, no severity).
         """
         if start_ns < self.measure_from_ns:
             self.warmup_transactions += 1
             return
         with self._lock:
-            while end_ns >= self._next_tick_ns:
+            while end_ns >= self._roll_ns:
                 self._roll()
             if tries > 1:
                 self.retried += 1
@@ -162,6 +174,8 @@ class Recorder:
                 self.failed += 1
                 self._interval_errors += 1
                 self.errors[error] = self.errors.get(error, 0) + 1
+                if message and error not in self.error_examples:
+                    self.error_examples[error] = message
                 if self._stop is not None and self.failed >= self._max_errors:
                     self.aborted = True
                     self._stop.set()
@@ -196,7 +210,7 @@ class Recorder:
         with self._lock:
             now = time.perf_counter_ns()
             self.ended_ns = now
-            while now >= self._next_tick_ns:
+            while now >= self._roll_ns:
                 self._roll()
             if now > self.measure_from_ns:
                 self._flush(partial_end_ns=now)
@@ -226,6 +240,7 @@ class Recorder:
     def _roll(self) -> None:
         self._flush(partial_end_ns=None)
         self._next_tick_ns += self.interval_ns
+        self._roll_ns += self.interval_ns
 
     def _flush(self, partial_end_ns: int | None) -> None:
         """Close an interval: its point of the series now, its latencies into

@@ -68,6 +68,11 @@ class Result:
     lag: LatencySummary | None = None  # open loop: scheduled start to actual start
     stages: RateProfile | None = None  # open loop, --stages: the rate over time
     server: ServerStats | None = None  # pg_stat_database/pg_stat_statements deltas
+    # clients' parameter streams replayed: ``concurrency`` but in sequential,
+    # whose one connection runs N clients' streams in turn (0: as concurrency)
+    streams: int = 0
+    # the server's message (first line) seen first for each code of ``errors``
+    error_examples: dict[str, str] = field(default_factory=dict)
 
     @property
     def tps(self) -> float:

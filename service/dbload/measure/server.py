@@ -6,10 +6,16 @@ cumulative counters before and after a run into a :class:`ServerSnapshot`;
 carry and reports render. A part the server could not tell (no
 pg_stat_statements, no rights, a dropped connection) is ``None`` or empty,
 with the reason in ``*_skipped``.
+
+The drivers' own housekeeping (asyncpg's reset on release, psycopg's
+statement checks, asyncpg's type introspection) is left out of the top
+statements, and dbload's own snapshot transactions out of the commits, so
+that what remains is the workload's (and other sessions') work.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +36,32 @@ COUNTERS = (
 )
 
 StatementKey = tuple[int, int, int, bool]  # userid, dbid, queryid, toplevel
+
+# Statements the drivers and dbload's connection setup send on their own, as
+# pg_stat_statements normalizes them: asyncpg's Connection.reset() on release
+# (pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET ALL), DISCARD ALL of
+# poolers, psycopg's prepare check (DEALLOCATE), the session setup of the
+# modes (SET client_connection_check_interval), and the drivers' type
+# introspection (asyncpg: a recursive CTE "typeinfo_tree" and its lookup by
+# name; psycopg: TypeInfo.fetch).
+HOUSEKEEPING = re.compile(
+    r"""\s*(?:
+        SELECT\s+pg_advisory_unlock_all\(\)
+      | CLOSE\s+ALL | UNLISTEN\s+\* | RESET\s+ALL | DISCARD\s+ALL
+      | DEALLOCATE\b
+      | SET\s+client_connection_check_interval\b
+      | .*\btypeinfo_tree\b
+      | SELECT\s+t\.oid,\s*t\.typelem\s+AS\s+elemtype\b
+      | SELECT\s+(?:t\.)?typname\s+AS\s+name,\s*(?:t\.)?oid(?:\s+AS\s+oid)?,
+        \s*(?:t\.)?typarray\s+AS\s+array_oid\b
+    )""",
+    re.IGNORECASE | re.VERBOSE | re.DOTALL,
+)
+
+
+def is_housekeeping(query: str) -> bool:
+    """Whether pg_stat_statements' ``query`` is a driver's own, not the workload's."""
+    return HOUSEKEEPING.match(query) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +96,25 @@ class DatabaseDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherSessions:
+    """Other client backends of the server seen active (pg_stat_activity),
+    sampled over the measured window."""
+
+    samples: int
+    busy_samples: int  # samples with at least one other session active
+    max_active: int  # the most other sessions active in one sample
+
+    @property
+    def busy_share(self) -> float:
+        return self.busy_samples / self.samples if self.samples else 0.0
+
+
+# Over which window the server's counters were taken (ServerStats.window).
+RUN = "run"  # from before the workers connected: their setup is included
+MEASURED = "measured"  # from the end of the warm-up
+
+
+@dataclass(frozen=True, slots=True)
 class ServerStats:
     """The server-side view of a run; a part missing says why in ``*_skipped``."""
 
@@ -71,6 +122,8 @@ class ServerStats:
     statements: tuple[ServerStatement, ...]  # top by total time, largest first
     statements_skipped: str | None = None
     database_skipped: str | None = None
+    window: str = RUN  # RUN or MEASURED
+    others: OtherSessions | None = None  # None: not sampled
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +148,30 @@ class ServerSnapshot:
     statements: Mapping[StatementKey, StatementCounters] | None = None
     statements_reset: str | None = None  # pg_stat_statements_info.stats_reset
     statements_skipped: str | None = None
+    # the backend that read it, and how many transactions that session had
+    # committed when it read: between two reads of one session they are
+    # dbload's own, left out of the commits
+    reader_pid: int | None = None
+    own_transactions: int = 0
 
 
-def delta(before: ServerSnapshot, after: ServerSnapshot, top: int = 10) -> ServerStats:
+def delta(
+    before: ServerSnapshot,
+    after: ServerSnapshot,
+    top: int = 10,
+    *,
+    window: str = RUN,
+    others: OtherSessions | None = None,
+) -> ServerStats:
     """What changed from ``before`` to ``after``: the database's counters and
-    the ``top`` statements by total execution time."""
+    the ``top`` statements by total execution time, housekeeping left out."""
     return ServerStats(
         database=_database_delta(before, after),
         database_skipped=_database_skipped(before, after),
         statements=_top_statements(before, after, top),
         statements_skipped=before.statements_skipped or after.statements_skipped,
+        window=window,
+        others=others,
     )
 
 
@@ -121,6 +188,9 @@ def _database_delta(before: ServerSnapshot, after: ServerSnapshot) -> DatabaseDe
     if before.counters_reset != after.counters_reset:
         return None
     d = {key: max(0, after.counters[key] - before.counters[key]) for key in COUNTERS}
+    if before.reader_pid is not None and before.reader_pid == after.reader_pid:
+        own = after.own_transactions - before.own_transactions
+        d["xact_commit"] = max(0, d["xact_commit"] - own)
     touched = d["blks_hit"] + d["blks_read"]
     return DatabaseDelta(cache_hit_ratio=d["blks_hit"] / touched if touched else None, **d)
 
@@ -134,6 +204,8 @@ def _top_statements(
     old = before.statements if before.statements_reset == after.statements_reset else {}
     changed: list[ServerStatement] = []
     for key, now in after.statements.items():
+        if is_housekeeping(now.query):
+            continue
         then = old.get(key)
         calls = now.calls - (then.calls if then else 0)
         if calls <= 0:

@@ -1,8 +1,8 @@
-"""async: N worker coroutines on one event loop, connections from asyncpg's pool.
+"""async: N worker coroutines on one event loop, each with its own asyncpg connection.
 
-Each worker acquires one connection for the whole run and executes
-statements it prepared itself (asyncpg's per-query pool checkout costs about
-two thirds of the throughput, SPEC §3). uvloop is used when installed.
+Each worker holds one connection for the whole run and executes statements
+it prepared itself (asyncpg's per-query pool checkout costs about two thirds
+of the throughput, SPEC §3). uvloop is used when installed.
 """
 
 from __future__ import annotations
@@ -16,26 +16,30 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 from psycopg.conninfo import conninfo_to_dict
 
 from dbload.config import Plan
-from dbload.errors import DatabaseError
+from dbload.errors import DatabaseError, UsageError, WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.modes._timer import PreciseTimer, precise_timer
 from dbload.modes.base import (
+    CLIENT_CHECK_MS,
     RETRYABLE,
     Executor,
     Schedule,
     cancel_after_grace,
     deadline_ns,
+    first_line,
     gave_up,
     prepare_error,
     reconnect_until,
+    script_failed,
 )
 from dbload.workload.cpu import burn
-from dbload.workload.model import SLEEP, Value
+from dbload.workload.model import SLEEP, ScriptRuntimeError, Statement, Value
 from dbload.workload.stream import ParameterStream
 
 try:
@@ -48,38 +52,77 @@ LOST_CONNECTION = "08006"  # connection_failure
 RECONNECT_FIRST_S = 0.05
 RECONNECT_MAX_S = 2.0
 
-# asyncpg encodes parameters in binary by their server-inferred type, so a
-# value must have a matching Python type; pgbench sends text and lets the
-# server cast. \set yields int or float, which asyncpg's numeric codecs
-# accept as they are; only text-typed parameters need a conversion.
+# Parameter types whose asyncpg codec takes the stream's text as it is.
 _TEXT = {"text", "varchar", "bpchar", "name", "unknown", "char"}
 
+# libpq's connection parameters, as asyncpg takes them (see connect_kwargs).
+# Read from a URI's query by asyncpg itself, as libpq reads them:
+_PASSED = frozenset(
+    {"host", "port", "dbname", "user", "password", "passfile", "service", "sslmode",
+     "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation",
+     "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs",
+     "krbsrvname", "gsslib"}
+)  # fmt: skip
+# Sent in the startup packet, where the server reads them as it does from libpq:
+_STARTUP = frozenset({"application_name", "options", "client_encoding"})
+# Values that ask for what asyncpg does anyway (it has no GSS encryption,
+# channel binding or keepalives, and tries hosts in order):
+_SAME = {
+    "gssencmode": {"disable", "prefer"},
+    "channel_binding": {"disable", "prefer"},
+    "keepalives": {"0"},
+    "load_balance_hosts": {"disable"},
+}
+# Translated below; sslcompression is ignored by libpq too.
+_TRANSLATED = frozenset({"connect_timeout", "fallback_application_name", "sslcompression"})
+CONNECT_TIMEOUT_S = 30.0
 
-Converter = Callable[[Value], Any] | None
 
+def connect_kwargs(plan: Plan, timeout_s: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
+    """``asyncpg.connect`` keywords for the plan's DSN, a URI
+    or libpq's key=value form, read as libpq reads it.
 
-def _converter(type_name: str) -> Converter:
-    return str if type_name in _TEXT else None
-
-
-def connect_kwargs(dsn: str) -> dict[str, Any]:
-    """asyncpg takes only URIs; libpq's key=value form becomes keywords.
-
-    For a unix-socket host the .pgpass password is looked up as libpq does,
-    by the socket directory (asyncpg looks for "localhost"), so that the
-    file psql and the sync modes accept works in this mode too.
+    asyncpg sends a parameter it does not know to the server as a setting
+    (``connect_timeout`` then fails the connection: "unrecognized
+    configuration parameter"), so each one is passed on, translated
+    (``connect_timeout`` is asyncpg's ``timeout``; ``application_name``,
+    ``options`` go in the startup packet) or refused here, before the run,
+    with a UsageError that names it. For a unix-socket host the .pgpass
+    password is looked up as libpq does, by the socket directory (asyncpg
+    looks for "localhost"), so that the file psql and the sync modes accept
+    works in this mode too.
     """
-    params = conninfo_to_dict(dsn)
-    if dsn.startswith(("postgresql://", "postgres://")):
-        kwargs: dict[str, Any] = {"dsn": dsn}
-    else:
-        names = {"dbname": "database", "host": "host", "port": "port", "user": "user",
-                 "password": "password", "passfile": "passfile", "sslmode": "ssl"}  # fmt: skip
-        kwargs = {names[k]: v for k, v in params.items() if k in names}
+    params = {k: str(v) for k, v in conninfo_to_dict(plan.dsn).items()}
+    refused = [
+        f"{k}={v}" if k in _SAME else k
+        for k, v in params.items()
+        if k not in _PASSED | _STARTUP | _TRANSLATED and v not in _SAME.get(k, ())
+    ]
+    if refused:
+        raise UsageError(
+            f"the async and processes modes (asyncpg) cannot honour the connection"
+            f" parameter{'s' if len(refused) > 1 else ''} {', '.join(refused)} of the DSN;"
+            " drop it there or run --mode threads"
+        )
+    query = {k: v for k, v in params.items() if k in _PASSED}
+    if "host" in query:  # a bare IPv6 address would read as host:port
+        query["host"] = ",".join(_bracketed(h) for h in query["host"].split(","))
     given = params.get("password") or os.environ.get("PGPASSWORD")
     if not given and (password := _socket_pgpass(params)) is not None:
-        kwargs["password"] = password
-    return kwargs
+        query["password"] = password
+    settings = {k: v for k, v in params.items() if k in _STARTUP}
+    if "application_name" not in settings and "fallback_application_name" in params:
+        settings["application_name"] = params["fallback_application_name"]
+    timeout = float(params.get("connect_timeout") or 0)
+    return {
+        "dsn": "postgresql://?" + urlencode(query),
+        "timeout": max(timeout, 2.0) if timeout > 0 else timeout_s,  # libpq's minimum: 2 s
+        "server_settings": {**settings, **plan.server_settings()},
+    }
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith(("/", "[")) else host
 
 
 def _socket_pgpass(params: dict[str, Any]) -> str | None:
@@ -155,8 +198,6 @@ class _Prepared:
         # held: a PreparedStatement that is garbage-collected closes its
         # server-side statement, which the direct path still uses
         self.stmt = stmt
-        converters = [_converter(t.name) for t in stmt.get_parameters()]
-        convert = converters if any(c is not None for c in converters) else None
         try:
             bind_execute = stmt._connection._protocol.bind_execute
             state = stmt._state
@@ -166,69 +207,88 @@ class _Prepared:
         else:
             # (state, args, portal, limit 0 = all rows, no status, no timeout)
             run = lambda values: bind_execute(state, values, "", 0, False, None)  # noqa: E731
-        if convert is not None:
-            raw = run
-            run = lambda values: raw(_convert(convert, values))  # noqa: E731
         self.run = run
 
 
-def _convert(convert: list[Converter], values: tuple[Value, ...]) -> tuple[Any, ...]:
-    return tuple(v if c is None else c(v) for c, v in zip(convert, values, strict=True))
-
-
 async def _prepare_all(conn: asyncpg.Connection, plan: Plan) -> list[_Prepared]:
-    prepared = []
-    for statement in plan.workload.statements:
-        try:
-            prepared.append(_Prepared(await conn.prepare(statement.sql)))
-        except asyncpg.PostgresError as exc:
-            raise prepare_error(statement, str(exc)) from None
-    return prepared
+    """Prepare every statement, with its parameters sent as text.
+
+    The stream's values are text, as pgbench sends them, for the server to
+    parse by the parameter's type; asyncpg would encode each in binary by
+    that type, and so fail on a date given as text (22000) or store 1.5 in
+    an integer column as 1. Its documented way to exchange a type as text
+    is a builtin text codec for that type (``set_builtin_type_codec``: a C
+    codec, no Python call per value), which asyncpg applies to statements
+    prepared after it, so the statements are prepared a second time.
+    Arrays and other non-scalar types keep their binary codecs (asyncpg
+    allows no text alias for them).
+    """
+    if conn.get_server_version() >= (14, 0):
+        with contextlib.suppress(asyncpg.PostgresError):  # see CLIENT_CHECK_MS
+            await conn.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
+    statements = [await _prepare(conn, statement) for statement in plan.workload.statements]
+    typed = {
+        (t.schema, t.name)
+        for stmt in statements
+        for t in stmt.get_parameters()
+        if t.kind == "scalar" and t.name not in _TEXT
+    }
+    if typed:
+        for schema, name in sorted(typed):
+            with contextlib.suppress(asyncpg.InterfaceError, ValueError):
+                await conn.set_builtin_type_codec(
+                    name, schema=schema, codec_name="text", format="text"
+                )
+        statements = [await _prepare(conn, s) for s in plan.workload.statements]
+    return [_Prepared(stmt) for stmt in statements]
+
+
+async def _prepare(
+    conn: asyncpg.Connection, statement: Statement
+) -> asyncpg.prepared_stmt.PreparedStatement:
+    try:
+        return await conn.prepare(statement.sql)
+    except asyncpg.PostgresError as exc:
+        raise prepare_error(statement, str(exc)) from None
 
 
 class _Session:
     """One worker's connection and its prepared statements; replaced whole
     when the connection is lost."""
 
-    def __init__(self, pool: asyncpg.Pool, conn: asyncpg.Connection, prepared: list[_Prepared]):
-        self.pool = pool
+    def __init__(self, conn: asyncpg.Connection, prepared: list[_Prepared]):
         self.conn = conn
         self.prepared = prepared
-        self.from_pool = True
-        self.is_closed = _is_closed(conn)
+        # checked after every transaction: the bound method, not a wrapper
+        self.is_closed: Callable[[], bool] = conn.is_closed
 
     async def reconnect(self, plan: Plan, stop: threading.Event, until: int) -> bool:
         """A fresh connection, prepared again; retried with backoff (the
         server may be restarting) until it works, ``stop`` is set or the
-        ``until`` instant passes.
-
-        The replacement is a connection of its own, not the pool's: asyncpg's
-        pool detaches a connection it sees die, and handing the dead proxy
-        back races with that bookkeeping.
-        """
+        ``until`` instant passes. The lost one is closed first: a worker
+        holds one connection, however often it reconnects."""
         await self.close()
         delay = RECONNECT_FIRST_S
         while not stop.is_set() and time.perf_counter_ns() < until:
+            conn = None
             try:
-                conn = await asyncpg.connect(
-                    timeout=10, server_settings=plan.server_settings(), **connect_kwargs(plan.dsn)
-                )
+                conn = await asyncpg.connect(**connect_kwargs(plan, timeout_s=10))
                 self.prepared = await _prepare_all(conn, plan)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await asyncio.sleep(delay)
+                if conn is not None:
+                    conn.terminate()  # connected, but lost while preparing
+                await asyncio.sleep(min(delay, max(0.0, (until - time.perf_counter_ns()) / 1e9)))
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
-            self.conn, self.from_pool = conn, False
-            self.is_closed = conn.is_closed
+            self.conn, self.is_closed = conn, conn.is_closed
             return True
         return False
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):  # it may be dead or detached already
-            if self.from_pool:
-                await self.pool.release(self.conn, timeout=5)
-            else:
-                await self.conn.close(timeout=5)
+        try:
+            await self.conn.close(timeout=5)
+        except Exception:  # dead, or stuck mid-protocol: drop the socket
+            self.conn.terminate()
 
 
 async def _worker(
@@ -242,9 +302,15 @@ async def _worker(
 ) -> None:
     """Twin of ``_psycopg.run_worker``: a change to one belongs in the other
     (``timer``: open-loop wake-ups, see :func:`_wait_until`)."""
-    stream = ParameterStream(plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale)
-    quota = plan.quota(client_id)
     perf = time.perf_counter_ns
+    try:
+        stream = ParameterStream(
+            plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale
+        )
+    except WorkloadError as exc:  # see _psycopg._clients
+        script_failed(recorder, f"client {client_id}", str(exc), perf())
+        return
+    quota = plan.quota(client_id)
     record = recorder.record
     measure_from = recorder.measure_from_ns
     max_tries, loops = plan.max_tries, plan.cpu_work_loops
@@ -254,7 +320,11 @@ async def _worker(
     lag: int | None = None
     done = 0
     while not stop.is_set() and (quota is None or done < quota):
-        txn = stream.next()
+        try:
+            txn = stream.next()
+        except ScriptRuntimeError as exc:
+            script_failed(recorder, f"client {client_id}", str(exc), perf())
+            break
         # open loop: latency counts from the scheduled start, so a worker
         # that falls behind shows up in latency, not only in lag
         start = perf() if schedule is None else schedule.next()
@@ -275,11 +345,12 @@ async def _worker(
             tries += 1
             step_ns: list[int] = []
             error: str | None = None
+            message: str | None = None
             t = perf() if tries > 1 or loops or lag is not None else start
             try:
                 for index, args in txn.steps:
                     if index == SLEEP:
-                        await asyncio.sleep(float(args[0]))
+                        await asyncio.sleep(args[0])  # type: ignore[arg-type]
                     else:
                         await prepared[index].run(args)
                     # one clock read per step: the end of one is the start of the next
@@ -292,7 +363,7 @@ async def _worker(
                 asyncpg.InternalClientError,
                 OSError,
             ) as exc:
-                error = await _recover(session, exc)
+                error, message = await _recover(session, exc)
                 t = perf()
                 retry = error in RETRYABLE and tries < max_tries
                 if retry and _may_retry(session, stop, deadline, t):
@@ -301,13 +372,13 @@ async def _worker(
                 recorder.cancel()  # the grace period after Ctrl-C ran out
                 raise
             break
-        record(start, t, txn.steps, step_ns, error, tries, lag)
+        record(start, t, txn.steps, step_ns, error, tries, lag, message)
         if start >= measure_from:
             done += 1
         if session.is_closed():
             until = reconnect_until(plan, deadline)
             if not await session.reconnect(plan, stop, until):
-                gave_up(plan, recorder, client_id, until, deadline)
+                gave_up(plan, recorder, f"client {client_id}", t, until, deadline)
                 break
             prepared = session.prepared
 
@@ -334,44 +405,24 @@ async def _wait_until(due_ns: int, stop: threading.Event, timer: PreciseTimer | 
 
 def _may_retry(session: _Session, stop: threading.Event, deadline: int | None, now: int) -> bool:
     """pgbench's rule: no retry once the run is over or the connection is gone."""
-    return not _lost(session.conn) and not stop.is_set() and (deadline is None or now < deadline)
+    return not session.is_closed() and not stop.is_set() and (deadline is None or now < deadline)
 
 
-def _lost(conn: asyncpg.Connection) -> bool:
-    """Closed, or already detached by the pool (it does that to a dead one)."""
-    try:
-        return bool(conn.is_closed())
-    except asyncpg.InterfaceError:
-        return True
-
-
-def _is_closed(conn: asyncpg.Connection) -> Callable[[], bool]:
-    """The connection's own ``is_closed``, checked after every transaction.
-
-    A pooled connection is a proxy whose every method call goes through a
-    wrapper (0.34 µs a call, against 0.05 µs); the connection under it says the same thing, and
-    stays closed once the pool detaches it (the pool detaches only a closed
-    one), so the check needs no proxy.
-    """
-    inner = getattr(conn, "_con", None)  # asyncpg's PoolConnectionProxy
-    is_closed: Callable[[], bool] = (
-        inner if isinstance(inner, asyncpg.Connection) else conn
-    ).is_closed
-    return is_closed
-
-
-async def _recover(session: _Session, exc: Exception) -> str:
-    """The error's SQLSTATE, with the connection back to idle when it survived."""
+async def _recover(session: _Session, exc: Exception) -> tuple[str, str]:
+    """The error's SQLSTATE and message, with the connection back to idle
+    when it survived."""
     conn = session.conn
-    lost = _lost(conn)
+    lost = session.is_closed()
     code = getattr(exc, "sqlstate", None) or (LOST_CONNECTION if lost else type(exc).__name__)
+    # a server error's own message (str() may add DETAIL); asyncpg's or the OS's otherwise
+    message = getattr(exc, "message", None) or first_line(str(exc), type(exc).__name__)
     if not lost and conn.is_in_transaction():
         try:
             await conn.execute("ROLLBACK")
         except Exception:  # mid-protocol after a fault (InternalClientError): give up on it
             with contextlib.suppress(Exception):
                 conn.terminate()  # the worker sees it closed and reconnects
-    return str(code)
+    return str(code), str(message)
 
 
 async def run_async(
@@ -384,47 +435,50 @@ async def run_async(
     """
     clients = range(plan.concurrency) if clients is None else clients
     n = len(clients)
+    sessions = [_Session(conn, []) for conn in await _connect_all(n, connect_kwargs(plan))]
     try:
-        pool = await asyncpg.create_pool(
-            min_size=n,
-            max_size=n,
-            timeout=30,
-            server_settings=plan.server_settings(),
-            **connect_kwargs(plan.dsn),
-        )
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"could not open {n} connections: {type(exc).__name__}") from None
-    try:
-        sessions = [_Session(pool, await pool.acquire(), []) for _ in range(n)]
+        for session in sessions:
+            session.prepared = await _prepare_all(session.conn, plan)
+        recorder.begin(plan.warmup_s)
+        deadline = deadline_ns(plan, recorder)
+        finished = threading.Event()
+        timer = precise_timer(asyncio.get_running_loop()) if plan.rate else None
         try:
-            for session in sessions:
-                session.prepared = await _prepare_all(session.conn, plan)
-            recorder.begin(plan.warmup_s)
-            deadline = deadline_ns(plan, recorder)
-            finished = threading.Event()
-            timer = precise_timer(asyncio.get_running_loop()) if plan.rate else None
-            try:
-                tasks = [
-                    asyncio.create_task(
-                        _worker(session, plan, i, recorder, deadline, stop, timer),
-                        name=f"worker-{i}",
-                    )
-                    for i, session in zip(clients, sessions, strict=True)
-                ]
-                cancel_after_grace(stop, finished, _canceller(tasks))
-                await _gather_or_fail(tasks, stop)
-            finally:
-                finished.set()
-                recorder.finish()
-                if timer is not None:
-                    timer.close()
+            tasks = [
+                asyncio.create_task(
+                    _worker(session, plan, i, recorder, deadline, stop, timer),
+                    name=f"worker-{i}",
+                )
+                for i, session in zip(clients, sessions, strict=True)
+            ]
+            cancel_after_grace(stop, finished, _canceller(tasks))
+            await _gather_or_fail(tasks, stop)
         finally:
-            for session in sessions:
-                await session.close()
+            finished.set()
+            recorder.finish()
+            if timer is not None:
+                timer.close()
     finally:
-        # terminate, not close: close() would wait on connections the pool
-        # detached when they died
-        pool.terminate()
+        await asyncio.gather(*(session.close() for session in sessions))
+
+
+async def _connect_all(n: int, connect: dict[str, Any]) -> list[asyncpg.Connection]:
+    """N connections, opened together. Not asyncpg's pool: it replaces a
+    connection that dies on its own, beside the worker's reconnect (40
+    backends for -c 20 after a kill), and each worker holds one anyway."""
+    opened = await asyncio.gather(
+        *(asyncpg.connect(**connect) for _ in range(n)), return_exceptions=True
+    )
+    conns = [c for c in opened if isinstance(c, asyncpg.Connection)]
+    failed = [e for e in opened if isinstance(e, BaseException)]
+    if failed:
+        for conn in conns:
+            conn.terminate()
+        if not isinstance(failed[0], (TimeoutError, OSError, asyncpg.PostgresError)):
+            raise failed[0]
+        why = type(failed[0]).__name__
+        raise DatabaseError(f"could not open {n} connections ({len(failed)} failed: {why})")
+    return conns
 
 
 def _canceller(tasks: list[asyncio.Task[None]]) -> Callable[[], None]:

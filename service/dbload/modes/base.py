@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from dbload.config import Plan
@@ -28,6 +28,14 @@ from dbload.workload.model import Statement
 # its COMMIT may have landed, so a retry could apply the transaction twice.
 RETRYABLE = frozenset({"40001", "40P01"})
 QUERY_CANCELED = "57014"
+# The error code of a transaction whose script failed on the client side (a
+# \set that divides by zero): pgbench aborts that client, and so does dbload.
+SCRIPT_FAILED = "script"
+# How often the server looks whether a client that is running a statement
+# is still there (PostgreSQL 14+): a dbload killed (or stopped by a second
+# Ctrl-C) closes its sockets, and without this check a backend would run a
+# pg_sleep(60) to its end before it noticed.
+CLIENT_CHECK_MS = 1000
 # After Ctrl-C, in-flight transactions get this long to finish before they
 # are cancelled: long enough for an OLTP transaction, short enough that a
 # user who pressed Ctrl-C is not kept waiting by a pg_sleep(60).
@@ -83,6 +91,19 @@ class Schedule:
         return self.due_ns
 
 
+def first_line(text: str, default: str) -> str:
+    """The first line of a driver's message (they may add DETAIL, HINT...)."""
+    return text.strip().splitlines()[0].strip() if text.strip() else default
+
+
+def clients_label(clients: Sequence[int]) -> str:
+    """Who a connection runs for: "client 3", or "clients 0-3" (sequential
+    mode's one connection runs several clients' streams)."""
+    if len(clients) == 1:
+        return f"client {clients[0]}"
+    return f"clients {clients[0]}-{clients[-1]}"
+
+
 def reconnect_until(plan: Plan, deadline: int | None) -> int:
     """Until when a worker tries to reconnect: the run's end, or the give-up."""
     give_up = time.perf_counter_ns() + int(plan.reconnect_give_up_s * NS_PER_S)
@@ -90,15 +111,30 @@ def reconnect_until(plan: Plan, deadline: int | None) -> int:
 
 
 def gave_up(
-    plan: Plan, recorder: Recorder, client_id: int, until: int, deadline: int | None
+    plan: Plan, recorder: Recorder, who: str, lost_ns: int, until: int, deadline: int | None
 ) -> None:
-    """Note a worker that stopped because its server stayed away (and not
-    because the run ended or was stopped while it waited)."""
-    if time.perf_counter_ns() >= until and (deadline is None or until < deadline):
-        recorder.incidents.append(
-            f"client {client_id} could not reconnect (tried for {plan.reconnect_give_up_s:g} s)"
-            " and stopped; the server is unreachable or the database is gone"
-        )
+    """Note a worker that stopped because its server stayed away, whether it
+    gave up or the run ended while it still tried (a run that lost its
+    server for good is not a success); not one stopped (Ctrl-C) meanwhile.
+    ``lost_ns`` is when its connection was lost."""
+    if time.perf_counter_ns() < until:
+        return
+    lost_s = (lost_ns - recorder.started_ns) / NS_PER_S
+    if deadline is None or until < deadline:
+        how = f"tried for {plan.reconnect_give_up_s:g} s, then stopped"
+    else:
+        how = f"tried until the end of the run, {(deadline - lost_ns) / NS_PER_S:.1f} s later"
+    recorder.incidents.append(
+        f"{who} lost the server {lost_s:.1f} s into the run and could not reconnect ({how});"
+        " the server is unreachable or the database is gone"
+    )
+
+
+def script_failed(recorder: Recorder, who: str, message: str, at_ns: int) -> None:
+    """A client whose script failed at run time (pgbench aborts it): counted
+    as a failed transaction, with an incident that says which and why."""
+    recorder.record(at_ns, at_ns, (), (), SCRIPT_FAILED, 1, None, message)
+    recorder.incidents.append(f"{who} aborted: {message}")
 
 
 def prepare_error(statement: Statement, message: str) -> WorkloadError:

@@ -24,6 +24,7 @@ while holding one (SIGKILL, the OOM killer) would hang the others.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import os
@@ -44,8 +45,8 @@ from dbload.config import Plan
 from dbload.errors import DbloadError
 from dbload.measure.merge import DeltaTaker, RecorderState, merge_into
 from dbload.measure.recorder import NS_PER_S, Recorder
-from dbload.modes.async_ import AsyncExecutor, run_async
-from dbload.modes.base import Executor
+from dbload.modes.async_ import AsyncExecutor, connect_kwargs, run_async
+from dbload.modes.base import Executor, clients_label
 from dbload.workload.expr import Expression, compile_expression
 
 try:
@@ -66,7 +67,8 @@ except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
 # measurement. The child gets the parent's sys.path, as spawn does.
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-    "from dbload.modes.processes import worker_entry; worker_entry(int(sys.argv[2]))"
+    "from dbload.modes.processes import worker_entry; "
+    "worker_entry(int(sys.argv[2]), int(sys.argv[3]))"
 )
 
 # A parsed workload holds compiled \set expressions (closures), which pickle
@@ -231,8 +233,9 @@ class _CountingRecorder(_WorkerRecorder):
             self.link.send("failed", self.failed)
 
 
-def worker_entry(fd: int) -> None:
+def worker_entry(fd: int, parent_pid: int) -> None:
     """Entry point of a worker process: its end of the pipe is ``fd``."""
+    _die_with_parent(parent_pid)
     conn = Connection(fd)
     try:
         tag, job = conn.recv()
@@ -270,18 +273,33 @@ def _worker_main(job: _Job, conn: Connection) -> None:
         link.send("error", (DbloadError, message))
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Be killed by the kernel when the parent dies (Linux's PDEATHSIG).
+
+    A parent stopped at once (a second Ctrl-C, SIGKILL) cannot tell its
+    workers; a worker would notice the closed pipe, but then finish like
+    after a stop, its statements running on through the grace period
+    (3.5 s). Killed, its sockets close and the server ends the sessions
+    (see modes.base.CLIENT_CHECK_MS). The signal comes when the parent's
+    *thread* that started the worker ends: that thread waits for the
+    workers' exit before it returns (``_shutdown``).
+    """
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the prctl
+        os._exit(1)
+
+
 def _set_title(job: _Job) -> None:
     """``ps``/``top`` show which process runs which clients."""
     with suppress(ImportError):
         from setproctitle import setproctitle
 
-        setproctitle(f"dbload worker process {job.index} ({_clients(job.clients)})")
-
-
-def _clients(clients: range) -> str:
-    if len(clients) == 1:
-        return f"client {clients[0]}"
-    return f"clients {clients[0]}-{clients[-1]}"
+        setproctitle(f"dbload worker process {job.index} ({clients_label(job.clients)})")
 
 
 # -- the parent ----------------------------------------------------------------
@@ -418,7 +436,7 @@ class _Supervisor:
             lost = f"its transactions after {child.reported_t:g} s are not in the result"
         return (
             f"worker process {child.job.index} (pid {child.process.pid},"
-            f" {_clients(child.job.clients)}) {how} {when}; {lost}"
+            f" {clients_label(child.job.clients)}) {how} {when}; {lost}"
         )
 
     def _finish(self) -> None:
@@ -444,7 +462,14 @@ def _spawn(jobs: list[_Job], children: list[_Child]) -> None:
         parent_end, child_end = socket.socketpair()
         with child_end:
             process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(child_end.fileno())],
+                [
+                    sys.executable,
+                    "-c",
+                    _BOOT,
+                    json.dumps(sys.path),
+                    str(child_end.fileno()),
+                    str(os.getpid()),
+                ],
                 pass_fds=[child_end.fileno()],
                 stdin=subprocess.DEVNULL,
                 process_group=0,  # out of the terminal's foreground group: see _worker_main
@@ -479,6 +504,7 @@ class ProcessesExecutor(Executor):
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
         p = worker_processes(plan)
         self.driver = f"{AsyncExecutor.driver} × {p} processes"  # noqa: RUF001
+        connect_kwargs(plan)  # a DSN asyncpg cannot honour fails here, not in P workers
         jobs = [
             _Job(
                 index=k,

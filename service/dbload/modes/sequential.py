@@ -1,4 +1,10 @@
-"""sequential: one psycopg connection, one statement after another."""
+"""sequential: one psycopg connection, one statement after another.
+
+With a concurrency of N, the one connection runs the N clients' parameter
+streams in turn (each with its own variables and ``client_id``, and with
+``-n`` each its own share), so sequential sends exactly the transactions N
+clients would: the baseline of a comparison runs the same parameters.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ class SequentialExecutor(Executor):
                 conn = run_worker(
                     conn,
                     plan,
-                    0,
+                    range(plan.concurrency),
                     recorder,
                     deadline_ns(plan, recorder),
                     stop,

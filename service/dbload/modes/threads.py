@@ -43,12 +43,13 @@ class ThreadsExecutor(Executor):
             pooled: list[psycopg.Connection[Any]] = [pool.getconn()]  # until handed back
 
             def release(conn: psycopg.Connection[Any]) -> None:
-                if pooled and conn is pooled[0]:
-                    pool.putconn(pooled.pop())  # the pool sees it is closed and replaces it
+                if pooled and conn is pooled[0] and not conn.closed:
+                    pool.putconn(pooled.pop())
                 else:
-                    # one of ours, or the pool's lost one handed back already
-                    # (a worker that gave up returns it again): close() is
-                    # idempotent, putconn is not
+                    # one of ours, or the pool's, lost: not handed back, for
+                    # the pool would open a replacement that nobody uses
+                    # beside the worker's own (41 backends for -c 20 after
+                    # a kill); close() is idempotent, putconn is not
                     conn.close()
 
             def reconnect(
@@ -75,7 +76,7 @@ class ThreadsExecutor(Executor):
                 go.wait()
                 if not stop.is_set():
                     conn = run_worker(
-                        conn, plan, client_id, recorder, deadline[0], stop, reconnect, in_flight
+                        conn, plan, (client_id,), recorder, deadline[0], stop, reconnect, in_flight
                     )
             finally:
                 release(conn)

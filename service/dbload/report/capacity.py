@@ -1,5 +1,5 @@
 """``--find-max-rate``: the curve the search walked, in the terminal and as
-JSON (schema ``dbload/capacity@1``, every step's full run inside)."""
+JSON (schema ``dbload/capacity@2``, every step's full run inside)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dbload.capacity import Capacity, Step
-from dbload.report.compare_console import DASH, fmt_ms, fmt_tps
+from dbload.report.compare_console import DASH, fmt_latency, fmt_ms, fmt_tps
+from dbload.report.console import Trimmed
 from dbload.report.json_ import CAPACITY_SCHEMA, to_dict
 
 
@@ -18,7 +19,7 @@ def step_line(step: Step, index: int) -> str:
     verdict = "[green]pass[/]" if step.passed else "[red]fail[/]"
     return (
         f"[dim]step {index}:[/] rate {fmt_tps(step.rate)}/s → {fmt_tps(step.result.tps)} tps,"
-        f" p99 {fmt_ms(step.result.latency.p99)} ms: {verdict}"
+        f" p99 {fmt_latency(step.result, step.result.latency.p99)} ms: {verdict}"
     )
 
 
@@ -38,7 +39,13 @@ def capacity_table(capacity: Capacity) -> Table:
     ):
         result = runs[index]
         lag = DASH if result.lag is None else fmt_ms(result.lag.p99)
-        cells = [rate, fmt_tps(result.tps), fmt_ms(result.latency.p50), fmt_ms(result.latency.p99)]
+        lat = result.latency
+        cells = [
+            rate,
+            fmt_tps(result.tps),
+            fmt_latency(result, lat.p50),
+            fmt_latency(result, lat.p99),
+        ]
         table.add_row(
             str(index) if index else "probe",
             *cells,
@@ -76,7 +83,7 @@ def summary(capacity: Capacity) -> str:
 
 
 def print_capacity(out: Console, capacity: Capacity) -> None:
-    out.print(capacity_table(capacity))
+    out.print(Trimmed(capacity_table(capacity)))
     out.print(summary(capacity), highlight=False)
 
 

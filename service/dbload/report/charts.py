@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator
 
 from dbload.measure.comparison import Comparison, baseline, run_labels
 from dbload.measure.histogram import decode
 from dbload.measure.result import Result
-from dbload.report.files import write_atomically
+from dbload.report.files import write_folder
 
 # Same colour for a mode in every chart (and in the HTML table).
 MODE_COLOURS = {
@@ -36,11 +37,16 @@ MODE_COLOURS = {
     "processes": "#ff7f0e",
 }
 _OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
+# and a marker per mode, so that curves on top of each other stay apart
+MODE_MARKERS = {"sequential": "s", "threads": "o", "async": "^", "processes": "D"}
+_OTHER_MARKERS = ("v", "P", "X", "*", "h", "<", ">")
 _RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 # More curves than this on one plot are unreadable: a sweep shows each
 # mode's run at its highest concurrency only.
 MAX_CURVES = 8
+# a final interval shorter than this share of a full one is not charted
+PARTIAL_SHARE = 0.5
 
 # Any keys: matplotlib types them as a Literal of every rc name, by version.
 _RC: dict[Any, Any] = {
@@ -180,43 +186,66 @@ def _bars_per_run(ax: Axes, runs: tuple[Result, ...]) -> None:
 
 def speedup_chart(comparison: Comparison) -> Figure | None:
     """Speedup over the sequential run against concurrency, per mode, with the
-    ideal line y = x (every server wait overlapped). None without a sequential run."""
+    ideal line y = x (every server wait overlapped). None without a sequential run.
+
+    The x ticks are the concurrencies that ran (a sweep of 20, 50 reads 20
+    and 50, not the powers of two around them), and each mode has its own
+    marker as well as its colour: curves that coincide (threads and async,
+    both at the ideal) stay told apart, in grey print too."""
     base = baseline(comparison.results)
     if base is None or base.tps <= 0:
         return None
     runs = comparison.results
     modes = list(dict.fromkeys(r.mode for r in runs))
-    top = max(r.concurrency for r in runs)
+    ran = sorted({1, *(r.concurrency for r in runs)})
     with _style():
         fig, ax = _figure()
-        ax.plot([1, top], [1, top], "--", color="#999999", linewidth=1, label="ideal (y = x)")
+        ax.plot(
+            [1, ran[-1]], [1, ran[-1]], "--", color="#999999", linewidth=1, label="ideal (y = x)"
+        )
         for mode in modes:
             points = sorted((r.concurrency, r.tps / base.tps) for r in runs if r.mode == mode)
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, "o-", color=mode_colour(mode, modes), label=mode, markersize=5)
+            ax.plot(
+                xs,
+                ys,
+                "-",
+                marker=mode_marker(mode, modes),
+                color=mode_colour(mode, modes),
+                label=mode,
+                markersize=6,
+            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
-        _integer_ticks(ax, top, max(r.tps for r in runs) / base.tps)
+        top_y = max(r.tps for r in runs) / base.tps
+        _speedup_ticks(ax, ran, top_y)
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("speedup vs sequential")
-        ax.set_title("Speedup vs concurrency", loc="left", fontweight="bold")
+        ax.set_title(
+            f"Speedup vs concurrency: {comparison.workload}", loc="left", fontweight="bold"
+        )
         ax.legend(loc="upper left")
     return fig
 
 
-def _integer_ticks(ax: Axes, top_x: int, top_y: float) -> None:
-    """Powers of two as plain numbers (log axes would print 2^3)."""
+def mode_marker(mode: str, modes: list[str]) -> str:
+    """The marker of ``mode``'s curve; unknown modes take the spare ones in turn."""
+    if mode in MODE_MARKERS:
+        return MODE_MARKERS[mode]
+    others = [m for m in modes if m not in MODE_MARKERS]
+    return _OTHER_MARKERS[others.index(mode) % len(_OTHER_MARKERS)] if mode in others else "x"
+
+
+def _speedup_ticks(ax: Axes, ran: list[int], top_y: float) -> None:
+    """x: the concurrencies that ran; y: powers of two up to the ideal's top.
+    Both as plain numbers (log axes would print 2^3)."""
     low_y = min(ax.get_ylim()[0], 1.0)
-
-    def powers(low: float, high: float) -> list[float]:
-        lo, hi = math.floor(math.log2(max(low, 1e-6))), math.ceil(math.log2(max(high, 1.0)))
-        return [2.0**k for k in range(lo, hi + 1)]
-
-    fmt = FuncFormatter(lambda v, _pos: f"{v:g}")
-    ax.xaxis.set_major_locator(FixedLocator(powers(1, top_x)))
-    ax.yaxis.set_major_locator(FixedLocator(powers(low_y, max(top_y, top_x))))
+    high_y = max(top_y, float(ran[-1]))
+    lo, hi = math.floor(math.log2(max(low_y, 1e-6))), math.ceil(math.log2(high_y))
+    ax.xaxis.set_major_locator(FixedLocator([float(c) for c in ran]))
+    ax.yaxis.set_major_locator(FixedLocator([2.0**k for k in range(lo, hi + 1)]))
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(fmt)
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: plain_number(v)))
         axis.set_minor_locator(NullLocator())
 
 
@@ -246,12 +275,28 @@ def latency_chart(comparison: Comparison) -> Figure:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _NINES_TICKS.get(v, "")))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        # matplotlib labels minor ticks when the range is under a decade
+        # (50-58 ms): in its default formatter, as 5x10^1
+        ax.yaxis.set_major_formatter(PlainLogFormatter())
+        ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"Latency by percentile{note}", loc="left", fontweight="bold")
         _legend_outside(ax)
     return fig
+
+
+class PlainLogFormatter(LogFormatter):
+    """Log-axis labels as plain numbers (50, 0.2, 1000), not 5x10^1: which
+    ticks get a label is still matplotlib's choice."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return plain_number(x) if super().__call__(x, pos) else ""
+
+
+def plain_number(value: float) -> str:
+    """``value`` with up to 4 significant digits, never in exponent form."""
+    return str(np.format_float_positional(value, precision=4, fractional=False, trim="-"))
 
 
 def _legend_outside(ax: Axes) -> None:
@@ -302,26 +347,40 @@ def timeline_chart(comparison: Comparison) -> Figure:
 
 
 def interval_rates(result: Result) -> list[tuple[float, float]]:
-    """(end of interval s, tps) per series point; the last interval may be partial."""
-    points, previous = [], 0.0
+    """(end of interval s, tps) per series point, without a final sliver.
+
+    The series' last interval ends when the run does, so it may be short.
+    Shorter than half a full interval, it is left out: its rate is a few
+    completions over a few ms (10 transactions in 0.02 s read as 500 tps)
+    and would set the chart's scale. From half an interval on it is drawn
+    at its true rate, an estimate as good as the others, so a 1.6 s run
+    keeps its last 0.6 s. Its transactions still count in the run's tps.
+    """
+    points, spans, previous = [], [], 0.0
     for point in result.series:
         span = point.t - previous
         if span > 0:
             points.append((point.t, point.transactions / span))
+            spans.append(span)
         previous = point.t
+    if len(spans) > 1 and spans[-1] < PARTIAL_SHARE * max(spans[:-1]):
+        return points[:-1]
     return points
+
+
+_MAKERS: dict[str, Callable[[Comparison], Figure | None]] = {
+    "throughput": throughput_chart,
+    "speedup": speedup_chart,
+    "latency": latency_chart,
+    "timeline": timeline_chart,
+}
+CHART_NAMES = tuple(_MAKERS)  # the file stems
 
 
 def figures(comparison: Comparison) -> dict[str, Figure]:
     """Every chart by file stem: throughput, speedup (with a sequential run),
     latency, timeline."""
-    makers: dict[str, Callable[[Comparison], Figure | None]] = {
-        "throughput": throughput_chart,
-        "speedup": speedup_chart,
-        "latency": latency_chart,
-        "timeline": timeline_chart,
-    }
-    made = {name: make(comparison) for name, make in makers.items()}
+    made = {name: make(comparison) for name, make in _MAKERS.items()}
     return {name: fig for name, fig in made.items() if fig is not None}
 
 
@@ -353,20 +412,25 @@ def svg_text(fig: Figure) -> str:
     return text[text.index("<svg") :].strip()
 
 
-def write_charts(comparison: Comparison, out_dir: Path) -> list[Path]:
-    """Write every chart as ``NAME.png`` and ``NAME.svg`` into ``out_dir``; the paths."""
-    return write_figures(figures(comparison), out_dir)
+def chart_file_names() -> list[str]:
+    """Every file name the charts may take, whichever charts a comparison has."""
+    return [f"{name}{suffix}" for name in CHART_NAMES for suffix in (".png", ".svg")]
 
 
-def write_figures(figs: dict[str, Figure], out_dir: Path) -> list[Path]:
-    """Write figures already made (see :func:`figures`) as PNG and SVG."""
-    written: list[Path] = []
+def chart_files(figs: dict[str, Figure]) -> dict[str, bytes]:
+    """Figures already made (see :func:`figures`) as ``NAME.png`` and
+    ``NAME.svg`` file contents, by file name."""
+    files: dict[str, bytes] = {}
     for name, fig in figs.items():
-        for suffix, data in ((".png", png_bytes(fig)), (".svg", svg_bytes(fig))):
-            path = out_dir / f"{name}{suffix}"
-            write_atomically(path, data)
-            written.append(path)
-    return written
+        files[f"{name}.png"] = png_bytes(fig)
+        files[f"{name}.svg"] = svg_bytes(fig)
+    return files
+
+
+def write_charts(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """Write every chart as ``NAME.png`` and ``NAME.svg`` into ``out_dir``,
+    all or none (see :func:`write_folder`); the paths."""
+    return write_folder(out_dir, chart_files(figures(comparison)))
 
 
 def _short(value: float) -> str:

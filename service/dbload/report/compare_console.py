@@ -7,8 +7,9 @@ here are shared with the HTML report so both read the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +25,10 @@ from dbload.measure.comparison import (
     rows,
 )
 from dbload.measure.result import Result
+from dbload.report.console import NA, Trimmed, print_run, print_summary_line, summary_lines
+
+if TYPE_CHECKING:
+    from dbload.report.load import Saved
 
 TIMES = "\u00d7"  # the multiplication sign of "12.3x", spelled out for linters
 DASH = "\u2014"  # a figure that does not exist (no sequential run, no CPU)
@@ -37,6 +42,12 @@ def fmt_tps(value: float) -> str:
 
 def fmt_ms(value: float) -> str:
     return f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def fmt_latency(result: Result, value: float) -> str:
+    """A latency of ``result`` in ms, or n/a when no transaction succeeded
+    (its zeros measure nothing)."""
+    return fmt_ms(value) if result.ok else NA
 
 
 def fmt_speedup(value: float | None) -> str:
@@ -60,52 +71,83 @@ def fmt_delta(value: float | None) -> str:
     return DASH if value is None else f"{value:+.1f} %"
 
 
+def _run_columns(table: Table, repeated: bool) -> None:
+    if repeated:
+        table.add_column("#", justify="right", style="dim", no_wrap=True)
+    # the only column that may fold: figures are never cut
+    table.add_column("mode", style="bold", overflow="fold")
+    table.add_column("clients", justify="right", no_wrap=True)
+
+
 def comparison_table(comparison: Comparison) -> Table:
-    """Mode, clients, tps, p50, p99, speedup, % of ideal, CPU and bound per run."""
+    """Mode, clients, tps, p50, p99, speedup and % of ideal per run: the
+    figures, narrow enough for 80 columns (CPU and bound: :func:`bound_table`)."""
     table = Table(title=f"dbload compare: {comparison.workload}", title_justify="left")
     table.title_style = "bold"
     all_rows = rows(comparison)
     repeated = any("(run " in row.label for row in all_rows)
-    if repeated:
-        table.add_column("#", justify="right", style="dim")
-    table.add_column("mode", style="bold", no_wrap=True)
-    for name in ("clients", "tps", "p50 ms", "p99 ms", "speedup", "% of ideal"):
+    _run_columns(table, repeated)
+    for name in ("tps", "p50 ms", "p99 ms", "speedup", "% of ideal"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("cpu (% of one core)", no_wrap=True)
-    table.add_column("bound", no_wrap=True)
-    for i, row in enumerate(all_rows, start=1):
-        cells = [
+    for i, (row, result) in enumerate(zip(all_rows, comparison.results, strict=True), start=1):
+        table.add_row(
+            *([str(i)] if repeated else []),
             row.mode,
             str(row.concurrency),
             fmt_tps(row.tps),
-            fmt_ms(row.p50_ms),
-            fmt_ms(row.p99_ms),
+            fmt_latency(result, row.p50_ms),
+            fmt_latency(result, row.p99_ms),
             fmt_speedup(row.speedup),
             fmt_pct(row.ideal_pct),
-            fmt_cpu(row),
-        ]
+        )
+    return table
+
+
+def bound_table(comparison: Comparison) -> Table:
+    """Per run: client and server CPU, and which of them bounded it."""
+    table = Table(title="what bounded each run", title_justify="left", title_style="bold")
+    all_rows = rows(comparison)
+    repeated = any("(run " in row.label for row in all_rows)
+    _run_columns(table, repeated)
+    table.add_column("cpu (% of one core)", no_wrap=True)
+    table.add_column("bound", no_wrap=True)
+    for i, row in enumerate(all_rows, start=1):
         bound = Text(row.bound, style=BOUND_STYLES.get(row.bound, "dim"))
-        table.add_row(*([str(i)] if repeated else []), *cells, bound)
+        table.add_row(
+            *([str(i)] if repeated else []), row.mode, str(row.concurrency), fmt_cpu(row), bound
+        )
     return table
 
 
 def print_comparison(console: Console, comparison: Comparison) -> None:
-    """The compare table, then one line per run saying why it got its bound."""
-    console.print(comparison_table(comparison))
+    """The compare table, the bound table and one line per run saying why
+    it got its bound; last, :func:`~dbload.report.console.summary_line` per cell."""
     all_rows = rows(comparison)
+    parts: list[RenderableType] = [comparison_table(comparison)]
     if not any(row.speedup is not None for row in all_rows):
-        console.print("[dim]no sequential run: no speedup to show[/]", highlight=False)
+        parts.append(Text("no sequential run: no speedup to show", style="dim"))
+    parts += [Text(""), bound_table(comparison)]
     for row in all_rows:
-        style = BOUND_STYLES.get(row.bound, "dim")
-        console.print(
-            f"  {row.label}: [{style}]{row.bound}[/] [dim]({row.why})[/]", highlight=False
+        line = Text(f"  {row.label}: ")
+        line.append(row.bound, style=BOUND_STYLES.get(row.bound, "dim"))
+        line.append(f" ({row.why})", style="dim")
+        parts.append(line)
+    parts.append(
+        Text(
+            "% of ideal: speedup / clients, what overlapping every server wait would give."
+            f" Bound at {NEAR_CEILING * 100:.0f} % of a ceiling: the client's is one core in one"
+            " process (the GIL), the server's one core per client.",
+            style="dim",
         )
-    console.print(
-        f"[dim]% of ideal: speedup / clients, what overlapping every server wait would give."
-        f" Bound at {NEAR_CEILING * 100:.0f} % of a ceiling: the client's is one core in one"
-        f" process (the GIL), the server's one core per client.[/]",
-        highlight=False,
     )
+    console.print(Trimmed(Group(*parts)))
+    _print_summaries(console, comparison.results)
+
+
+def _print_summaries(console: Console, results: Sequence[Result]) -> None:
+    console.print()
+    for line in summary_lines(results):
+        print_summary_line(console, line)
 
 
 def diff_table(results: Sequence[Result], names: Sequence[str] | None = None) -> Table:
@@ -136,8 +178,10 @@ def diff_table(results: Sequence[Result], names: Sequence[str] | None = None) ->
             label,
             fmt_tps(result.tps),
             _delta_text(delta.tps_pct, higher_is_better=True),
-            fmt_ms(result.latency.p99),
-            _delta_text(delta.p99_pct, higher_is_better=False),
+            fmt_latency(result, result.latency.p99),
+            _delta_text(
+                delta.p99_pct if result.ok and results[0].ok else None, higher_is_better=False
+            ),
         )
     return table
 
@@ -157,4 +201,58 @@ def print_diff(
     first; ``names`` (e.g. the file names) label the rows when given."""
     if names is not None and len(names) != len(results):
         raise ValueError("one name per result")
-    console.print(diff_table(results, names))
+    console.print(Trimmed(diff_table(results, names)))
+
+
+def workload_mismatch(results: Sequence[Result], names: Sequence[str]) -> str | None:
+    """Why the runs' deltas mean little, when they ran different workloads
+    (a workload's name, or its scripts and weights), else None.
+    ``names[i]`` (a file name) says where run i comes from."""
+    seen: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for result, name in zip(results, names, strict=True):
+        where = seen.setdefault((result.workload, result.scripts), [])
+        if name not in where:
+            where.append(name)
+    if len(seen) < 2:
+        return None
+    kinds = "; ".join(
+        f"{workload} ({', '.join(scripts)}) in {', '.join(where)}"
+        for (workload, scripts), where in seen.items()
+    )
+    return f"these runs ran different workloads, so their deltas compare different work: {kinds}"
+
+
+def report_warnings(files: Sequence[Saved]) -> list[str]:
+    """What :func:`print_report` warns of before its tables (plain text, no
+    "warning:" prefix), for a caller that would rather refuse."""
+    runs = [(r, f.path.name) for f in files if f.kind != "capacity" for r in f.results]
+    warning = workload_mismatch([r for r, _ in runs], [n for _, n in runs])
+    return [] if warning is None else [warning]
+
+
+def print_report(console: Console, files: Sequence[Saved]) -> None:
+    """``dbload report FILE...``. One file renders as it was first shown: a
+    run as ``dbload run``'s report, a comparison as ``compare``'s tables, a
+    capacity search as its walk. Several files: each capacity walk, then the
+    other runs side by side with deltas against the first, loudly warned
+    when they ran different workloads; a summary line per run ends it."""
+    # imported here: report/capacity.py imports this module's formats
+    from dbload.report.capacity import print_capacity
+
+    if len(files) == 1 and files[0].kind == "result":
+        print_run(console, files[0].results[0], files[0].verdicts[0])
+        return
+    if len(files) == 1 and files[0].kind == "compare":
+        print_comparison(console, files[0].comparison)
+        return
+    for saved in files:
+        if saved.capacity is not None:
+            print_capacity(console, saved.capacity)
+    others = [f for f in files if f.kind != "capacity"]
+    if not others:
+        return
+    for warning in report_warnings(files):
+        console.print(Text(f"warning: {warning}", style="bold red"))
+    results = [r for f in others for r in f.results]
+    print_diff(console, results, [f.path.name for f in others for _ in f.results])
+    _print_summaries(console, results)

@@ -5,34 +5,87 @@ Modelled on pgbench's summary: every number a user needs, nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Literal
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from dbload.measure.comparison import busy_others
 from dbload.measure.histogram import LatencySummary
 from dbload.measure.result import Result
 from dbload.measure.server import DatabaseDelta, ServerStats
+from dbload.measure.sqlstate import condition_name, is_sqlstate
 from dbload.measure.thresholds import Verdict
 
-# SQLSTATE codes a load test meets most; others show their code alone.
-_SQLSTATE_NAMES = {
-    "40001": "serialization_failure",
-    "40P01": "deadlock_detected",
-    "57014": "query_canceled",
-    "23505": "unique_violation",
-    "23503": "foreign_key_violation",
-    "53300": "too_many_connections",
-    "57P01": "admin_shutdown",
-    "08006": "connection_failure",
-    "25P02": "in_failed_sql_transaction",
-}
+NA = "n/a"  # a latency with no successful transaction to measure it
+
+# Width of a console that is not a terminal (a file, a pipe, CI's log):
+# wide enough that no table is squeezed and no URL split, as no reader of
+# the file has a window to fit.
+PIPE_WIDTH = 400
+
+
+def make_console(
+    *, stderr: bool = False, quiet: bool = False, file: IO[str] | None = None
+) -> Console:
+    """The console every command prints through: a terminal's own width,
+    else (``> report.txt``, a pipe) :data:`PIPE_WIDTH` with soft wrapping, so
+    a line is never cut at 80 columns. ``$COLUMNS`` still wins when set."""
+    console = Console(stderr=stderr, quiet=quiet, file=file)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+        console.soft_wrap = True
+    return console
+
+
+class Trimmed:
+    """A renderable without the spaces rich pads each line with (table
+    cells, titles): they end up as trailing whitespace in a saved report."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in console.render_lines(self.renderable, options, pad=False):
+            yield from _rstrip(line)
+            yield Segment.line()
+
+
+def _rstrip(line: list[Segment]) -> Iterator[Segment]:
+    """``line`` up to its last visible character (control codes kept)."""
+    end = len(line)
+    while end and not line[end - 1].control and not line[end - 1].text.strip():
+        end -= 1
+    for i, segment in enumerate(line):
+        if segment.control or i < end - 1:
+            yield segment
+        elif i == end - 1:
+            yield Segment(segment.text.rstrip(), segment.style)
 
 
 def _fmt(value: float) -> str:
     return f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def measured(lat: LatencySummary) -> bool:
+    """Whether ``lat`` holds any sample. Files of schema result@1 do not
+    hold per-statement counts (loaded as 0): their figures are the proof."""
+    return lat.count > 0 or lat.max > 0
+
+
+def _ms(value: float, lat: LatencySummary) -> str:
+    return _fmt(value) if measured(lat) else NA
+
+
+def _clients(n: int) -> str:
+    return f"{n} client" if n == 1 else f"{n} clients"
 
 
 def summary_table(result: Result) -> Table:
@@ -77,12 +130,21 @@ def summary_table(result: Result) -> Table:
         "throughput",
         f"[bold green]{result.tps:,.1f} tps[/]  ·  {result.statements_per_s:,.1f} statements/s",
     )
-    table.add_row("latency (ms)", _latency_line(result.latency))
-    table.add_row("errors", _errors_line(result.errors))
+    table.add_row("latency (ms)", _latency_line(result))
+    table.add_row("errors", _errors_text(result))
     table.add_row("cpu", _cpu_line(result))
+    if (others := busy_others(result)) is not None:
+        table.add_row("", f"[yellow]{escape(others)}[/]")
     for incident in result.incidents:
         table.add_row("[red]incident[/]", f"[bold red]{escape(incident)}[/]")
     return table
+
+
+def _streams(result: Result) -> str:
+    """Sequential with -c N: whose parameters its one connection sends."""
+    if result.streams in (0, result.concurrency):
+        return ""
+    return f" running {result.streams} clients' streams in turn"
 
 
 def _plan_line(result: Result, batch: str) -> str:
@@ -94,7 +156,7 @@ def _plan_line(result: Result, batch: str) -> str:
     return " · ".join(
         [
             f"scale {result.scale}",
-            f"{result.concurrency} clients",
+            _clients(result.concurrency) + _streams(result),
             batch,
             f"warm-up {result.warmup_s:g} s",
             f"seed {result.seed}",
@@ -143,20 +205,133 @@ def _retried_line(result: Result) -> str:
     )
 
 
-def _latency_line(lat: LatencySummary) -> str:
+def _latency_line(result: Result) -> str:
+    if result.ok == 0:
+        return f"{NA} [dim](no transaction succeeded)[/]"
+    lat = result.latency
     return (
         f"mean {_fmt(lat.mean)} ± {_fmt(lat.stddev)}  p50 {_fmt(lat.p50)}  p90 {_fmt(lat.p90)}"
         f"  [bold]p99 {_fmt(lat.p99)}[/]  p99.9 {_fmt(lat.p99_9)}  max {_fmt(lat.max)}"
     )
 
 
-def _errors_line(errors: dict[str, int]) -> str:
-    if not errors:
+def by_count(errors: dict[str, int]) -> list[tuple[str, int]]:
+    """The error codes, most frequent first (ties in code order)."""
+    return sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+EXAMPLE_WIDTH = 120
+
+
+def error_line(result: Result, code: str, *, prefix: bool = False) -> str:
+    """``22012 division_by_zero x 20,933 — division by zero``: the code,
+    its name, the count and the first message seen (plain text).
+    ``prefix`` adds psql's ``ERROR:`` to a server's message."""
+    count = result.errors[code]
+    line = f"{code} {condition_name(code)} x {count:,}"
+    example = result.error_examples.get(code, "").strip()
+    if example:
+        first = _shorten(example.splitlines()[0], EXAMPLE_WIDTH)
+        line += f" \u2014 {'ERROR: ' if prefix and is_sqlstate(code) else ''}{first}"
+    return line
+
+
+def _errors_text(result: Result) -> Text | str:
+    if not result.errors:
         return "none"
-    return ", ".join(
-        f"[red]{code}[/] {_SQLSTATE_NAMES.get(code, '')} x {count:,}".replace("  ", " ")
-        for code, count in sorted(errors.items(), key=lambda kv: -kv[1])
-    )
+    text = Text()
+    for i, (code, _) in enumerate(by_count(result.errors)):
+        if i:
+            text.append("\n")
+        code_part, _, rest = error_line(result, code).partition(" ")
+        text.append(code_part, style="red")
+        text.append(f" {rest}")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What went wrong in a run that finished: ``error`` when no transaction
+    succeeded (the CLI's exit 1), ``warning`` when some failed (exit 0, as
+    in k6: a ``--threshold 'errors<…'`` fails CI on them)."""
+
+    level: Literal["error", "warning"]
+    message: str  # one line, plain text, no "error:"/"warning:" prefix
+
+
+def outcome(result: Result) -> Outcome | None:
+    """None when every transaction of ``result`` succeeded."""
+    done = result.ok + result.failed
+    if done == 0:
+        return Outcome("error", "no transaction completed in the measured window")
+    if result.ok == 0:
+        ranked = by_count(result.errors)
+        if not ranked:
+            return Outcome("error", f"no transaction succeeded ({result.failed:,} failed)")
+        message = "no transaction succeeded: " + error_line(result, ranked[0][0], prefix=True)
+        if len(ranked) > 1:
+            others = sum(count for _, count in ranked[1:])
+            codes = ", ".join(code for code, _ in ranked[1:4]) + (", …" if len(ranked) > 4 else "")
+            message += f" (and {others:,} more: {codes})"
+        return Outcome("error", message)
+    if result.failed:
+        share = 100.0 * result.failed / done
+        pct = f"{share:.1f}" if share >= 0.1 else f"{share:.2g}"
+        return Outcome("warning", f"{result.failed:,} of {done:,} transactions failed ({pct} %)")
+    return None
+
+
+def outcome_text(result: Result) -> Text | None:
+    """:func:`outcome` as the report shows it (None: nothing to say)."""
+    found = outcome(result)
+    if found is None:
+        return None
+    if found.level == "error":
+        return Text(found.message, style="bold red")
+    return Text(f"warning: {found.message}", style="yellow")
+
+
+def _number(value: float, digits: int = 3) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def summary_fields(result: Result) -> list[tuple[str, str]]:
+    """The run's headline figures as (key, value): plain numbers, no units
+    (the unit is in the key), ``nan`` for a latency nothing measured."""
+    lat = result.latency
+    nan = float("nan")
+    done = result.ok + result.failed
+
+    def ms(value: float) -> str:
+        return _number(value if result.ok else nan)
+
+    return [
+        ("mode", result.mode),
+        ("c", str(result.concurrency)),
+        ("tps", _number(result.tps)),
+        ("p50_ms", ms(lat.p50)),
+        ("p99_ms", ms(lat.p99)),
+        ("max_ms", ms(lat.max)),
+        ("ok", str(result.ok)),
+        ("failed", str(result.failed)),
+        ("failed_pct", _number(100.0 * result.failed / done if done else 0.0)),
+        ("duration_s", _number(result.duration_s)),
+        # 0: a partial result (Ctrl-C, --max-errors, a lost worker)
+        ("complete", "0" if result.interrupted or result.aborted or result.incidents else "1"),
+    ]
+
+
+def summary_line(result: Result) -> str:
+    """``mode=async c=8 tps=1234.567 p50_ms=… p99_ms=… failed=0 …``: one line,
+    key=value (logfmt), the same keys in the same order for every run, for
+    a CI script to grep. ``nan`` (which float() reads) stands for a latency
+    when no transaction succeeded."""
+    return " ".join(f"{key}={value}" for key, value in summary_fields(result))
+
+
+def summary_lines(results: Iterable[Result]) -> list[str]:
+    """:func:`summary_line` per run (``compare``: one per cell)."""
+    return [summary_line(result) for result in results]
 
 
 def _cpu_line(result: Result) -> str:
@@ -189,11 +364,12 @@ def statements_table(result: Result) -> Table:
         lat = stat.latency
         table.add_row(
             f"{stat.source}:{stat.line}",
-            f"{lat.count:,}",
-            _fmt(lat.mean),
-            _fmt(lat.p50),
-            _fmt(lat.p99),
-            _fmt(lat.max),
+            # result@1 files have no per-statement count: a dash, not a 0
+            f"{lat.count:,}" if lat.count or not measured(lat) else "\u2014",
+            _ms(lat.mean, lat),
+            _ms(lat.p50, lat),
+            _ms(lat.p99, lat),
+            _ms(lat.max, lat),
             _shorten(" ".join(stat.sql.split()), 60),
         )
     return table
@@ -209,8 +385,9 @@ TOP_SERVER_STATEMENTS = 5
 def server_section(server: ServerStats) -> RenderableType:
     """What the server counted over the run: pg_stat_database's deltas, then
     pg_stat_statements' top statements by total time (or why not)."""
+    window = "after the warm-up" if server.window == "measured" else "over the run"
     table = Table(
-        title="server (pg_stat_database, over the run)",
+        title=f"server (pg_stat_database, {window})",
         title_justify="left",
         title_style="bold",
         show_header=False,
@@ -295,6 +472,8 @@ def server_statements_table(server: ServerStats) -> Table:
 
 
 def render(result: Result, verdicts: Sequence[Verdict] = ()) -> RenderableType:
+    """The whole report of one run but its :func:`summary_line` (see
+    :func:`print_run`); it ends with what went wrong, if anything did."""
     parts: list[RenderableType] = [summary_table(result)]
     if result.statements:
         parts += [Text(""), statements_table(result)]
@@ -302,7 +481,21 @@ def render(result: Result, verdicts: Sequence[Verdict] = ()) -> RenderableType:
         parts += [Text(""), server_section(result.server)]
     if verdicts:
         parts += [Text(""), thresholds_text(verdicts)]
-    return Group(*parts)
+    if (said := outcome_text(result)) is not None:
+        parts += [Text(""), said]
+    return Trimmed(Group(*parts))
+
+
+def print_summary_line(console: Console, line: str) -> None:
+    """A summary line as it is, never wrapped nor cut by rich (a terminal
+    wraps it on screen and copies it as one line)."""
+    console.print(line, style="dim", soft_wrap=True, highlight=False, markup=False)
+
+
+def print_run(console: Console, result: Result, verdicts: Sequence[Verdict] = ()) -> None:
+    """``dbload run``'s report: :func:`render`, then :func:`summary_line` last."""
+    console.print(render(result, verdicts))
+    print_summary_line(console, summary_line(result))
 
 
 def thresholds_text(verdicts: Sequence[Verdict]) -> Text:

@@ -10,9 +10,11 @@ user text (workload and script names, SQL, URLs) is escaped.
 from __future__ import annotations
 
 import html
+import json
 import re
 import tempfile
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -31,8 +33,8 @@ from dbload.measure.comparison import (
     rows,
 )
 from dbload.measure.result import Result
-from dbload.report.charts import figures, mode_colour, svg_text
-from dbload.report.charts import write_figures as write_chart_files
+from dbload.measure.thresholds import Verdict
+from dbload.report.charts import chart_file_names, chart_files, figures, mode_colour, svg_text
 from dbload.report.compare_console import (
     DASH,
     TIMES,
@@ -43,8 +45,8 @@ from dbload.report.compare_console import (
     fmt_speedup,
     fmt_tps,
 )
-from dbload.report.files import write_atomically
-from dbload.report.json_ import write_compare_json
+from dbload.report.files import is_stdout, refuse_overwrite, write_folder
+from dbload.report.json_ import compare_to_dict
 
 RESULTS_JSON = "results.json"
 REPORT_HTML = "report.html"
@@ -62,7 +64,10 @@ CAPTIONS = {
         "Transaction latency by percentile, from the full HDR histograms. Each nine"
         " gets the same width, so the tail (p99, p99.9) is as visible as the median."
     ),
-    "timeline": "Transactions per second in each reporting interval (the last may be partial).",
+    "timeline": (
+        "Transactions per second in each reporting interval. A last interval shorter"
+        " than half the others is left out: a few transactions over a few ms are no rate."
+    ),
 }
 
 _BOUND_CLASS = {CLIENT_CPU: "client", SERVER_CPU: "server", SERVER_WAIT: "wait"}
@@ -127,16 +132,28 @@ def _esc(text: object) -> str:
 # -- the output directory ------------------------------------------------------
 
 
-def check_out_dir(path: Path) -> Path:
-    """Make sure ``--out`` can receive the report, before any run: create the
-    directory (and its parents) if missing, then write a scratch file in it.
+def report_names() -> list[str]:
+    """Every file name ``write_report`` may write into its folder."""
+    return [RESULTS_JSON, *chart_file_names(), REPORT_HTML]
 
-    A real write, not ``os.access``: root passes every permission check but
-    still fails on a read-only mount. Raises UsageError with one line.
+
+def check_out_dir(path: Path, *, inputs: Sequence[Path] = ()) -> Path:
+    """Make sure ``--out`` can receive the report, before any run.
+
+    A missing folder is created (with its parents) and removed again: it
+    appears only when the report is complete. An existing one gets a scratch
+    file: a real write, not ``os.access``, because root passes every
+    permission check but still fails on a read-only mount. ``inputs`` (the
+    files ``dbload report`` reads) may not be among the files the report
+    would replace. Raises UsageError with one line.
     """
+    if is_stdout(path):
+        raise UsageError("--out takes a folder for several files; - (stdout) cannot hold them")
     path = path.expanduser()
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out: {path} exists and is not a directory")
+    refuse_overwrite("--out", [path / name for name in report_names()], inputs)
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -146,6 +163,10 @@ def check_out_dir(path: Path) -> Path:
             pass
     except OSError as exc:
         raise UsageError(f"--out: cannot write into {path}: {exc.strerror or exc}") from None
+    finally:
+        if created:
+            with suppress(OSError):  # a folder we could not write in may not go either
+                path.rmdir()
     return path
 
 
@@ -155,17 +176,22 @@ def write_report(
     *,
     deltas: bool = False,
     sources: Sequence[str] | None = None,
+    verdicts: Sequence[Sequence[Verdict]] = (),
 ) -> list[Path]:
     """Write ``results.json``, every chart as PNG and SVG, and ``report.html``
-    into ``out_dir``, each atomically; the paths written, report last."""
+    into ``out_dir``; the paths written, report last. Everything is rendered
+    first, then written as one folder (see :func:`write_folder`): it is
+    complete or as it was. ``verdicts[i]`` (``--threshold``) are run i's."""
     out_dir = check_out_dir(out_dir)
     figs = figures(comparison)
-    results = out_dir / RESULTS_JSON
-    write_compare_json(results, comparison)
-    written = [results, *write_chart_files(figs, out_dir)]
-    page = out_dir / REPORT_HTML
-    write_atomically(page, _page(comparison, figs, deltas, sources).encode("utf-8"))
-    return [*written, page]
+    data = json.dumps(compare_to_dict(comparison, verdicts), indent=2) + "\n"
+    page = _page(comparison, figs, deltas, sources)
+    files = {
+        RESULTS_JSON: data.encode("utf-8"),
+        **chart_files(figs),
+        REPORT_HTML: page.encode("utf-8"),
+    }
+    return write_folder(out_dir, files)
 
 
 def render_html(
@@ -394,4 +420,4 @@ def _environment(comparison: Comparison) -> str:
     return f"<section><h2>Environment</h2><dl>{items}</dl></section>"
 
 
-__all__ = ["check_out_dir", "render_html", "write_report"]
+__all__ = ["check_out_dir", "render_html", "report_names", "write_report"]

@@ -1,6 +1,11 @@
-"""The JSON result file (schema ``dbload/result@1``), written atomically.
+"""The JSON result file (schema ``dbload/result@2``), written atomically.
 
-The layout is documented in README.md; change both together.
+The layout is documented in README.md; change both together. @2 (from @1):
+``errors`` maps each code to ``{count, name, example}`` rather than to a
+count, ``latency_ms`` is null when no transaction succeeded (as is a
+statement's when it never completed), and each statement has its ``count``.
+The compare and capacity files hold runs in this layout, so their schema
+moved to @2 with it. report/load.py reads both versions.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ from typing import Any
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import Result
 from dbload.measure.server import ServerStats
+from dbload.measure.sqlstate import condition_name
 from dbload.measure.thresholds import Verdict
+from dbload.report.console import measured
 from dbload.report.files import write_atomically
 from dbload.workload.arrivals import RateProfile
 
-SCHEMA = "dbload/result@1"
-COMPARE_SCHEMA = "dbload/compare@1"
-CAPACITY_SCHEMA = "dbload/capacity@1"  # run --find-max-rate: see report/capacity.py
+SCHEMA = "dbload/result@2"
+COMPARE_SCHEMA = "dbload/compare@2"
+CAPACITY_SCHEMA = "dbload/capacity@2"  # run --find-max-rate: see report/capacity.py
 
 
 def to_dict(result: Result, verdicts: Sequence[Verdict] = ()) -> dict[str, Any]:
@@ -28,17 +35,21 @@ def to_dict(result: Result, verdicts: Sequence[Verdict] = ()) -> dict[str, Any]:
     ``thresholds`` key."""
     data = _result_dict(result)
     if verdicts:
-        data["thresholds"] = [
-            {
-                "threshold": v.threshold.text,
-                "metric": v.threshold.metric,
-                "limit": v.threshold.value,
-                "actual": None if v.actual != v.actual else round(v.actual, 6),  # NaN: no data
-                "passed": v.passed,
-            }
-            for v in verdicts
-        ]
+        data["thresholds"] = _verdicts(verdicts)
     return data
+
+
+def _verdicts(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+    return [
+        {
+            "threshold": v.threshold.text,
+            "metric": v.threshold.metric,
+            "limit": v.threshold.value,
+            "actual": None if v.actual != v.actual else round(v.actual, 6),  # NaN: no data
+            "passed": v.passed,
+        }
+        for v in verdicts
+    ]
 
 
 def _result_dict(result: Result) -> dict[str, Any]:
@@ -51,6 +62,7 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "workload": result.workload,
         "scripts": list(result.scripts),
         "concurrency": result.concurrency,
+        "streams": result.streams or result.concurrency,
         "seed": result.seed,
         "scale": result.scale,
         "planned": {
@@ -84,13 +96,15 @@ def _result_dict(result: Result) -> dict[str, Any]:
                     "source": s.source,
                     "line": s.line,
                     "sql": s.sql,
-                    "latency_ms": _latency(s.latency),
+                    "count": s.latency.count,
+                    "latency_ms": _latency(s.latency) if measured(s.latency) else None,
                 }
                 for s in result.statements
             ],
         },
-        "latency_ms": _latency(lat),
-        "errors": dict(sorted(result.errors.items())),
+        # no successful transaction, no latency: null, not zeros to chart
+        "latency_ms": _latency(lat) if result.ok else None,
+        "errors": _errors(result),
         "series": [asdict(point) for point in result.series],
         "database": asdict(result.database),
         "cpu": None
@@ -103,6 +117,8 @@ def _result_dict(result: Result) -> dict[str, Any]:
             "server_s": cpu.server_s,
             "server_pct": None if cpu.server_pct is None else round(cpu.server_pct, 1),
             "server_note": cpu.server_note,
+            "others_s": cpu.others_s,
+            "others_pct": None if cpu.others_pct is None else round(cpu.others_pct, 1),
         },
         "open_loop": None
         if result.rate is None
@@ -120,6 +136,19 @@ def _result_dict(result: Result) -> dict[str, Any]:
     }
 
 
+def _errors(result: Result) -> dict[str, dict[str, Any]]:
+    """``{code: {count, name, example}}``: the name from PostgreSQL's table
+    (see measure/sqlstate.py), the first message seen (null: none kept)."""
+    return {
+        code: {
+            "count": count,
+            "name": condition_name(code),
+            "example": result.error_examples.get(code),
+        }
+        for code, count in sorted(result.errors.items())
+    }
+
+
 def _latency(lat: Any) -> dict[str, float]:
     return {
         "mean": lat.mean,
@@ -133,18 +162,27 @@ def _latency(lat: Any) -> dict[str, float]:
     }
 
 
+def json_text(data: dict[str, Any]) -> str:
+    """``data`` as the indented JSON every dbload file holds."""
+    return json.dumps(data, indent=2) + "\n"
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically (see :func:`write_atomically`)."""
-    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    write_atomically(path, json_text(data).encode("utf-8"))
 
 
-def compare_to_dict(comparison: Comparison) -> dict[str, Any]:
-    """``dbload compare``'s results.json: every run, each in the result@1 layout."""
+def compare_to_dict(
+    comparison: Comparison, verdicts: Sequence[Sequence[Verdict]] = ()
+) -> dict[str, Any]:
+    """``dbload compare``'s results.json: every run, each in the result@2
+    layout; ``verdicts[i]`` (compare --threshold) are run i's."""
+    cells = list(verdicts) or [()] * len(comparison.results)
     return {
         "schema": COMPARE_SCHEMA,
         "workload": comparison.workload,
         "created_at": comparison.created_at,
-        "runs": [to_dict(result) for result in comparison.results],
+        "runs": [to_dict(r, v) for r, v in zip(comparison.results, cells, strict=True)],
     }
 
 
@@ -183,4 +221,6 @@ def _server(server: ServerStats) -> dict[str, Any]:
             for s in server.statements
         ],
         "statements_skipped": server.statements_skipped,
+        "window": server.window,
+        "others": None if server.others is None else asdict(server.others),
     }

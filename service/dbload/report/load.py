@@ -1,19 +1,21 @@
 """Reading saved results back: the inverse of :func:`dbload.report.json_.to_dict`.
 
 ``dbload report`` re-renders files written by ``run --json`` (schema
-``dbload/result@1``) and ``compare --out`` (``dbload/compare@1``). Every
-field is checked for presence and type, so a corrupt, truncated or foreign
-file fails with one line naming the file and the first bad field, never
-with a traceback from deep inside a renderer.
+``dbload/result@2``, or @1 of earlier versions), ``compare --out``
+(``dbload/compare@2``, @1) and ``run --find-max-rate --json``
+(``dbload/capacity@2``, @1). Every field is checked for presence and type,
+so a corrupt, truncated or foreign file fails with one line naming the file
+and the first bad field, never with a traceback from deep inside a renderer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from dbload.errors import UsageError
 from dbload.measure.comparison import Comparison
@@ -21,13 +23,34 @@ from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, decode
 from dbload.measure.recorder import Interval
 from dbload.measure.result import DatabaseInfo, Result, StatementStats
-from dbload.measure.server import COUNTERS, DatabaseDelta, ServerStatement, ServerStats
+from dbload.measure.server import (
+    COUNTERS,
+    RUN,
+    DatabaseDelta,
+    OtherSessions,
+    ServerStatement,
+    ServerStats,
+)
+from dbload.measure.thresholds import Verdict, parse_threshold
 from dbload.report.json_ import CAPACITY_SCHEMA, COMPARE_SCHEMA, SCHEMA
 from dbload.workload.arrivals import RateProfile, Stage
 
+if TYPE_CHECKING:
+    from dbload.capacity import Capacity
+
 T = TypeVar("T")
+Kind = Literal["result", "compare", "capacity"]
 
 _RESULT_FIELDS = {f.name for f in dataclasses.fields(Result)}
+# every schema read, old ones included, and what each file holds
+_KINDS: dict[str, Kind] = {
+    "dbload/result@1": "result",
+    SCHEMA: "result",
+    "dbload/compare@1": "compare",
+    COMPARE_SCHEMA: "compare",
+    "dbload/capacity@1": "capacity",
+    CAPACITY_SCHEMA: "capacity",
+}
 
 
 class _Invalid(Exception):
@@ -45,6 +68,12 @@ class _Obj:
 
     def has(self, key: str) -> bool:
         return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return (str(key) for key in self._data)
+
+    def is_obj(self, key: str) -> bool:
+        return isinstance(self._data.get(key), dict)
 
     def _path(self, key: str) -> str:
         return f"{self._where}.{key}" if self._where else key
@@ -128,59 +157,117 @@ def read_json(path: Path) -> Any:
         raise UsageError(f"report: {path} is not valid JSON (nested too deeply)") from None
 
 
-def load_any(path: Path) -> list[Result]:
-    """The runs in a result@1 file (one), a compare@1 file (each of them) or
-    a capacity@1 file (the probe, then each step of the search)."""
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """One file of ``dbload report``, with what its kind renders from:
+    a run, a comparison (``compare``'s cells) or a capacity walk."""
+
+    path: Path
+    kind: Kind
+    comparison: Comparison  # every run of the file, in order (the probe first)
+    verdicts: tuple[tuple[Verdict, ...], ...]  # per run: the thresholds saved with it
+    capacity: Capacity | None = None  # kind "capacity"
+
+    @property
+    def results(self) -> tuple[Result, ...]:
+        return self.comparison.results
+
+
+def load_saved(path: Path) -> Saved:
+    """Any dbload file, old schemas included, or a one-line UsageError."""
     data = read_json(path)
     schema = _schema_of(path, data)
-    if schema == SCHEMA:
-        return [_parse(path, schema, lambda: _result(_Obj(data, "")))]
-    if schema == CAPACITY_SCHEMA:
-        return _parse(path, schema, lambda: _capacity_runs(_Obj(data, "")))
-    return list(_comparison(path, data).results)
+    kind = _KINDS[schema]
+    top = _Obj(data, "")
+    if kind == "result":
+        run, judged = _parse(path, schema, lambda: _judged(top))
+        return Saved(path, kind, Comparison.of([run]), (judged,))
+    if kind == "capacity":
+        capacity = _parse(path, schema, lambda: _capacity(top))
+        runs = (capacity.probe, *(step.result for step in capacity.steps))
+        verdicts = ((), *(step.verdicts for step in capacity.steps))
+        return Saved(path, kind, Comparison.of(runs), verdicts, capacity)
+    comparison, cells = _parse(path, schema, lambda: _comparison(top))
+    return Saved(path, kind, comparison, cells)
 
 
-def _capacity_runs(top: _Obj) -> list[Result]:
-    return [_result(top.obj("probe")), *(_result(step.obj("run")) for step in top.objs("steps"))]
+def load_any(path: Path) -> list[Result]:
+    """The runs in a result file (one), a compare file (each of them) or
+    a capacity file (the probe, then each step of the search)."""
+    return list(load_saved(path).results)
 
 
 def load_result(path: Path) -> Result:
-    """One run saved by ``dbload run --json`` (schema ``dbload/result@1``)."""
-    data = read_json(path)
-    schema = _schema_of(path, data)
-    if schema != SCHEMA:
+    """One run saved by ``dbload run --json`` (schema ``dbload/result@2``, @1)."""
+    saved = load_saved(path)
+    if saved.kind != "result":
+        schema = read_json(path)["schema"]
         raise UsageError(f"report: {path} holds several runs ({schema}), not one result")
-    return _parse(path, schema, lambda: _result(_Obj(data, "")))
+    return saved.results[0]
 
 
 def load_comparison(path: Path) -> Comparison:
     """A comparison saved by ``dbload compare --out`` (``results.json``), or a
     single result as a comparison of one run."""
-    data = read_json(path)
-    if _schema_of(path, data) == SCHEMA:
-        return Comparison.of([_parse(path, SCHEMA, lambda: _result(_Obj(data, "")))])
-    return _comparison(path, data)
+    return load_saved(path).comparison
 
 
 def _schema_of(path: Path, data: Any) -> str:
     schema = data.get("schema") if isinstance(data, dict) else None
-    if schema not in (SCHEMA, COMPARE_SCHEMA, CAPACITY_SCHEMA):
+    if schema not in _KINDS:
         found = "no schema field" if schema is None else f"schema {schema!r}"
         raise UsageError(f"report: {path} is not a dbload result ({found})")
     return str(schema)
 
 
-def _comparison(path: Path, data: Any) -> Comparison:
-    def parse() -> Comparison:
-        top = _Obj(data, "")
-        runs = tuple(_result(run) for run in top.objs("runs"))
-        if not runs:  # nothing to report, and every chart needs a run
-            raise _Invalid("runs")
-        return Comparison(
-            workload=top.text("workload"), results=runs, created_at=top.text("created_at")
-        )
+def _comparison(top: _Obj) -> tuple[Comparison, tuple[tuple[Verdict, ...], ...]]:
+    judged = [_judged(run) for run in top.objs("runs")]
+    if not judged:  # nothing to report, and every chart needs a run
+        raise _Invalid("runs")
+    comparison = Comparison(
+        workload=top.text("workload"),
+        results=tuple(run for run, _ in judged),
+        created_at=top.text("created_at"),
+    )
+    return comparison, tuple(verdicts for _, verdicts in judged)
 
-    return _parse(path, COMPARE_SCHEMA, parse)
+
+def _judged(top: _Obj) -> tuple[Result, tuple[Verdict, ...]]:
+    """A run and the verdicts of the thresholds saved with it (none: ())."""
+    result = _result(top)
+    if not top.has("thresholds"):
+        return result, ()
+    return result, tuple(_verdict(v, top._path("thresholds")) for v in top.objs("thresholds"))
+
+
+def _verdict(obj: _Obj, where: str) -> Verdict:
+    try:
+        threshold = parse_threshold(obj.text("threshold"))
+    except UsageError:
+        raise _Invalid(obj._path("threshold")) from None
+    actual = obj.opt_number("actual")
+    return Verdict(threshold, float("nan") if actual is None else actual, passed=obj.flag("passed"))
+
+
+def _capacity(top: _Obj) -> Capacity:
+    # imported here: the search module imports the API and its drivers,
+    # which re-rendering a file needs no more than any report does
+    from dbload.capacity import Capacity, Step
+
+    slo = []
+    for i, text in enumerate(top.texts("slo")):
+        try:
+            slo.append(parse_threshold(text, "--slo"))
+        except UsageError:
+            raise _Invalid(f"slo[{i}]") from None
+    steps = []
+    for step in top.objs("steps"):
+        result, verdicts = _judged(step.obj("run"))
+        steps.append(Step(step.number("rate"), result, verdicts, kept_up=step.flag("kept_up")))
+    probe, _ = _judged(top.obj("probe"))
+    return Capacity(
+        slo=tuple(slo), probe=probe, steps=tuple(steps), interrupted=top.flag("interrupted")
+    )
 
 
 def _parse(path: Path, schema: str, build: Callable[[], T]) -> T:
@@ -195,8 +282,10 @@ def _parse(path: Path, schema: str, build: Callable[[], T]) -> T:
     return value
 
 
-def _latency(obj: _Obj, count: int) -> LatencySummary:
-    # result@1 leaves the count out of latency_ms; the caller knows it
+def _latency(obj: _Obj | None, count: int) -> LatencySummary:
+    # the file leaves the count out of latency_ms; the caller knows it
+    if obj is None:  # null: nothing was measured
+        return LatencySummary(count, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     return LatencySummary(
         count=obj.integer("count") if obj.has("count") else count,
         mean=obj.number("mean"),
@@ -230,6 +319,8 @@ def _cpu(obj: _Obj | None) -> CpuUse | None:
         client_s=obj.number("client_s"),
         server_s=obj.opt_number("server_s"),
         server_note=obj.text("server_note"),
+        # other sessions' CPU: not in files written before it was measured
+        others_s=obj.opt_number("others_s") if obj.has("others_s") else None,
     )
 
 
@@ -239,7 +330,9 @@ def _statement(obj: _Obj) -> StatementStats:
         line=obj.integer("line"),
         sql=obj.text("sql"),
         # the per-statement count is not in result@1 files: 0 (unknown)
-        latency=_latency(obj.obj("latency_ms"), 0),
+        latency=_latency(
+            obj.opt_obj("latency_ms"), obj.integer("count") if obj.has("count") else 0
+        ),
     )
 
 
@@ -262,6 +355,8 @@ def _result(top: _Obj) -> Result:
         "workload": top.text("workload"),
         "scripts": tuple(top.texts("scripts")),
         "concurrency": top.integer("concurrency"),
+        # before result@2 sequential replayed one stream
+        "streams": top.integer("streams") if top.has("streams") else top.integer("concurrency"),
         "seed": top.integer("seed"),
         "scale": top.integer("scale"),
         "planned_transactions": planned.opt_integer("transactions"),
@@ -275,8 +370,8 @@ def _result(top: _Obj) -> Result:
         "failed": txn.integer("failed"),
         "statement_count": stmts.integer("count"),
         "warmup_transactions": txn.integer("warmup"),
-        "latency": _latency(top.obj("latency_ms"), count),
-        "errors": top.mapping("errors", int),
+        "latency": _latency(top.opt_obj("latency_ms"), count),
+        **_errors(top),
         "series": tuple(_interval(p) for p in top.objs("series")),
         "statements": tuple(_statement(s) for s in stmts.objs("detail")),
         "cpu": _cpu(top.opt_obj("cpu")),
@@ -322,6 +417,24 @@ def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
     return found
 
 
+def _errors(top: _Obj) -> dict[str, Any]:
+    """``errors`` as result@2 writes it, ``{code: {count, name, example}}``,
+    or as result@1 did, ``{code: count}``; the name is not read back (it is
+    PostgreSQL's for the code)."""
+    errors = top.obj("errors")
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for code in errors:
+        if errors.is_obj(code):
+            entry = errors.obj(code)
+            counts[code] = entry.integer("count")
+            if (example := entry.opt_text("example")) is not None:
+                examples[code] = example
+        else:
+            counts[code] = errors.integer(code)
+    return {"errors": counts, "error_examples": examples}
+
+
 def _server(obj: _Obj | None) -> ServerStats | None:
     if obj is None:
         return None
@@ -345,6 +458,19 @@ def _server(obj: _Obj | None) -> ServerStats | None:
             for s in obj.objs("statements")
         ),
         statements_skipped=obj.opt_text("statements_skipped"),
+        # files before result@2 read the whole run, and sampled no others
+        window=(obj.opt_text("window") if obj.has("window") else None) or RUN,
+        others=_others(obj.opt_obj("others")) if obj.has("others") else None,
+    )
+
+
+def _others(obj: _Obj | None) -> OtherSessions | None:
+    if obj is None:
+        return None
+    return OtherSessions(
+        samples=obj.integer("samples"),
+        busy_samples=obj.integer("busy_samples"),
+        max_active=obj.integer("max_active"),
     )
 
 

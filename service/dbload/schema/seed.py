@@ -7,8 +7,9 @@ filler '' blank-padded); history: empty. Nothing here prints: the CLI does.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,10 @@ OWN_COLUMNS = {
 }
 # pgbench -i makes aid bigint from scale 20,000 on: still pgbench's table.
 _PGBENCH_BIGINT = {"aid bigint": "aid integer"}
+# A pgbench table named in SQL: bare, quoted or schema-qualified, in any case.
+_TABLE_NAME = re.compile(
+    r"(?<![\w$])(pgbench_(?:accounts|branches|tellers|history))(?![\w$])", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,30 +94,85 @@ def seed(dsn: str, scale: int, *, force: bool = False) -> SeedResult:
     return SeedResult(scale, rows, False, round(time.perf_counter() - started, 3))
 
 
-def ensure_ready(dsn: str) -> int:
-    """Migrate when the schema is missing and seed scale 1 when the tables are
-    empty; returns the scale in use. Never overwrites data it does not
-    recognise as a complete data set: that is an error naming the fix."""
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """What a workload found in the database, and what dbload did to it."""
+
+    scale: int  # the data set's, else 1 (pgbench's :scale for custom scripts)
+    tables: tuple[str, ...]  # the pgbench tables the workload names; () for none
+    created: bool  # dbload created pgbench's tables (alembic upgrade)
+    loaded: SeedResult | None  # dbload loaded the data set into them
+
+    @property
+    def message(self) -> str | None:
+        """One line saying what dbload changed in the database; None: nothing."""
+        why = f"the workload uses {', '.join(self.tables)}"
+        if self.created and self.loaded:
+            done = f"created pgbench's tables and loaded scale {self.loaded.scale}"
+        elif self.loaded:
+            done = f"loaded scale {self.loaded.scale} into pgbench's empty tables"
+        elif self.created:
+            done = "created pgbench's tables"
+        else:
+            return None
+        rows = f": {self.loaded.rows:,} rows in {self.loaded.seconds:.1f} s" if self.loaded else ""
+        return f"{done} ({why}; --no-init refuses){rows}"
+
+
+def pgbench_tables(statements: Iterable[str]) -> tuple[str, ...]:
+    """The pgbench tables the SQL ``statements`` name, sorted, lower case.
+
+    Matched by name, not parsed: a name in a comment or a string literal
+    counts too, which at worst prepares tables the workload did not need.
+    """
+    found = {m.lower() for text in statements for m in _TABLE_NAME.findall(text)}
+    return tuple(sorted(found))
+
+
+def prepare_data(dsn: str, tables: Iterable[str] | None = None, *, init: bool = True) -> Readiness:
+    """Make sure the pgbench tables a workload names exist and hold a data set.
+
+    ``tables``: what the workload names (:func:`pgbench_tables`); None means
+    all of pgbench's, as ``dbload seed`` makes them; none at all leaves the
+    database untouched, for a workload on the user's own tables. Missing
+    tables are created and empty ones seeded at scale 1 unless ``init`` is
+    False: then they are an error naming the fix. Never overwrites data it
+    does not recognise as a complete data set.
+    """
+    used = TABLES if tables is None else tuple(tables)
     try:
         with _connect(dsn) as conn:
-            if foreign := foreign_tables(conn):
-                raise DatabaseError(foreign_message(foreign))
             present = schema_present(conn)
             scale = _scale(conn) if present else None
+            if not used:
+                return Readiness(scale or 1, (), False, None)
+            if foreign := foreign_tables(conn):
+                raise DatabaseError(foreign_message(foreign))
             empty = not present or _empty(conn)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot read the data set: {_reason(exc)}") from None
-    if not present:
-        migrate(dsn)
     if scale is not None:
-        return scale
-    if not empty:
+        return Readiness(scale, used, False, None)
+    if present and not empty:
         raise DatabaseError(
             "the pgbench tables hold an incomplete data set; reload it with"
             " `dbload seed --scale N --force`"
         )
-    seed(dsn, 1, force=True)
-    return 1
+    if not init:
+        missing = "has no pgbench tables" if not present else "has empty pgbench tables"
+        raise DatabaseError(
+            f"the workload uses {', '.join(used)}, but the database {missing} and --no-init"
+            " forbids loading them; load them with `dbload seed` (or pgbench -i)"
+        )
+    if not present:
+        migrate(dsn)
+    return Readiness(1, used, not present, seed(dsn, 1, force=True))
+
+
+def ensure_ready(dsn: str) -> int:
+    """Migrate when the schema is missing and seed scale 1 when the tables are
+    empty; returns the scale in use (see :func:`prepare_data`)."""
+    return prepare_data(dsn).scale
 
 
 def foreign_tables(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:

@@ -8,9 +8,30 @@ them), and ``params`` names the variable bound to each ``$n``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeAlias
+from functools import partial
+from typing import Any, NamedTuple, TypeAlias
+
+from dbload.errors import WorkloadError
 
 Value: TypeAlias = int | float | str
+
+
+class ScriptRuntimeError(WorkloadError):
+    """A script that fails while a transaction's values are computed
+    (``\\set x 1 / :i`` with i = 0, a sleep out of range, a bad random
+    parameter): pgbench aborts that client, and so do dbload's executors,
+    counting the transaction as failed (error class "script") and keeping
+    the run's other results. ``str()`` is ``file:line: cannot evaluate: ...``;
+    ``reason`` is the part after the location."""
+
+    def __init__(self, reason: str, *, source: str | None, line: int | None) -> None:
+        super().__init__(f"cannot evaluate: {reason}", source=source, line=line)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a worker process sends it to its parent: rebuild from the parts,
+        # since the default would pass the whole message as the reason
+        return (partial(type(self), source=self.source, line=self.line), (self.reason,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ bad expression or a variable used before it is set fails with file and line.
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from dbload.errors import WorkloadError
-from dbload.workload.expr import ExprError, Expression, compile_expression
+from dbload.workload.expr import BLANKS, EvalError, ExprError, Expression, compile_expression
 from dbload.workload.model import Script, Statement, Value, Workload
 
 DEFAULT_BUILTIN = "select"
@@ -27,7 +29,12 @@ _UNSUPPORTED = {
     "gset", "aset", "if", "elif", "else", "endif", "setshell", "shell",
     "startpipeline", "endpipeline", "syncpipeline",
 }  # fmt: skip
-_SLEEP_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+_SLEEP_UNITS = {"us": 1, "ms": 1_000, "s": 1_000_000}  # microseconds per unit
+# pgbench keeps a sleep's microseconds in a C int: past this it wraps around
+# (\sleep 2148 s does not sleep at all), so dbload refuses what pgbench garbles
+MAX_SLEEP_US = 2**31 - 1
+_SLEEP_ARG = re.compile(r"([+-]?)([0-9]*)(.*)", re.DOTALL)
+_SPLIT = re.compile(f"[{BLANKS}]+")
 _NAME = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*\Z")
 _WEIGHT = re.compile(r"[0-9]+")
 _MAX_WEIGHT = 2**31 - 1  # pgbench's INT_MAX
@@ -45,6 +52,27 @@ class SleepCommand:
     amount: int | str  # a literal, or the variable holding it
     seconds_per_unit: float
     line: int
+
+
+def sleep_seconds(amount: object, seconds_per_unit: float) -> float:
+    """How long ``\\sleep`` waits for ``amount`` units, as pgbench reads it:
+    a double is cut to an integer (pgbench reads its text with atoi) and a
+    negative amount does not wait. Raises :class:`EvalError` for a value
+    pgbench would refuse (not a number) or wrap around (out of range)."""
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise EvalError(f"\\sleep: invalid sleep time {amount!r}")
+    if isinstance(amount, float) and not math.isfinite(amount):
+        raise EvalError(f"\\sleep: invalid sleep time {amount}")
+    per_unit = round(seconds_per_unit * 1e6)
+    micros = int(amount) * per_unit  # int() cuts toward zero, like atoi
+    if abs(micros) > MAX_SLEEP_US:
+        unit = {1: "us", 1_000: "ms"}.get(per_unit, "s")
+        shown = amount if isinstance(amount, int) else f"{amount:g}"
+        raise EvalError(
+            f"\\sleep: {shown} {unit} is out of range "
+            f"(at most {MAX_SLEEP_US} us, about 36 minutes, as in pgbench)"
+        )
+    return max(0, micros) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +168,9 @@ def _find(text: str, what: str, start: int, name: str, opened: int, backslash: b
         if j == -1:
             raise _LexError(f"unterminated {name}", opened)
         if backslash:
-            run = len(text[:j]) - len(text[:j].rstrip("\\"))
+            run = 0
+            while text[j - 1 - run] == "\\":  # text[start - 1] is the quote: stops there
+                run += 1
             if run % 2:  # an odd run of backslashes escapes this quote
                 j += 1
                 continue
@@ -154,7 +184,7 @@ def _meta_end(text: str, i: int) -> int:
         nl = text.find("\n", i)
         if nl == -1:
             return len(text)
-        if text[:nl].rstrip("\r").endswith("\\"):
+        if text[i:nl].rstrip("\r").endswith("\\"):
             i = nl + 1
             continue
         return nl
@@ -186,7 +216,7 @@ def _lex(text: str) -> list[_RawSql | _RawMeta]:
 
     while i < n:
         c = text[i]
-        if c.isspace():
+        if c in BLANKS:  # psql's lexer: ASCII blanks only, as the server's
             i += 1
             continue
         if c == "\\":
@@ -289,20 +319,26 @@ class _Context:
 def _meta(raw: _RawMeta, ctx: _Context) -> SetCommand | SleepCommand:
     # a backslash at the end of a line continues the meta-command
     text = re.sub(r"\\\r?\n", " ", raw.text)
-    parts = text[1:].split(None, 1)
+    parts = _split(text[1:], 1)
     command = parts[0] if parts else ""
-    rest = parts[1].strip() if len(parts) > 1 else ""
+    rest = parts[1] if len(parts) > 1 else ""
     if command.lower() == "set":
         return _set(raw.line, rest, ctx)
     if command.lower() == "sleep":
         return _sleep(raw.line, rest, ctx)
     if command.lower() in _UNSUPPORTED:
         raise ctx.fail(f"\\{command} is a pgbench meta-command dbload does not support", raw.line)
-    raise ctx.fail(f"unknown meta-command \\{command} (dbload knows \\set and \\sleep)", raw.line)
+    shown = command if command.isprintable() else repr(command)
+    raise ctx.fail(f"unknown meta-command \\{shown} (dbload knows \\set and \\sleep)", raw.line)
+
+
+def _split(text: str, limit: int = 0) -> list[str]:
+    """Words separated by ASCII blanks, as pgbench splits a meta-command."""
+    return [word for word in _SPLIT.split(text.strip(BLANKS), limit) if word]
 
 
 def _set(line: int, rest: str, ctx: _Context) -> SetCommand:
-    parts = rest.split(None, 1)
+    parts = _split(rest, 1)
     if len(parts) < 2:
         raise ctx.fail("\\set needs a variable name and an expression", line)
     name, expr_text = parts
@@ -320,25 +356,74 @@ def _set(line: int, rest: str, ctx: _Context) -> SetCommand:
 
 
 def _sleep(line: int, rest: str, ctx: _Context) -> SleepCommand:
-    parts = rest.split()
+    parts = _split(rest)
     if not parts or len(parts) > 2:
         raise ctx.fail("\\sleep needs a duration: \\sleep N [us|ms|s]", line)
-    unit = parts[1].lower() if len(parts) == 2 else "s"
-    if unit not in _SLEEP_UNITS:
-        raise ctx.fail(f"\\sleep: unknown unit {parts[1]!r} (us, ms or s)", line)
     amount: int | str
     if parts[0].startswith(":"):
         amount = parts[0][1:]
         ctx.check_defined({amount}, line)
         ctx.check_numeric({amount}, line, "\\sleep")
-    elif parts[0].isascii() and parts[0].isdigit():
-        amount = int(parts[0])
     else:
-        raise ctx.fail(f"\\sleep: {parts[0]!r} is not an integer or a :variable", line)
-    return SleepCommand(amount, _SLEEP_UNITS[unit], line)
+        # like pgbench: a sign, digits, and a unit that may be glued on (10ms)
+        match = _SLEEP_ARG.fullmatch(parts[0])
+        assert match is not None  # the pattern matches any text
+        sign, digits, glued = match.groups()
+        if glued and (len(parts) == 2 or not digits or not glued[0].isalpha()):
+            raise ctx.fail(f"\\sleep: {parts[0]!r} is not an integer or a :variable", line)
+        if glued:
+            parts.append(glued)
+        amount = int(sign + (digits or "0"))
+    unit = parts[1].lower() if len(parts) == 2 else "s"
+    if unit not in _SLEEP_UNITS:
+        raise ctx.fail(f"\\sleep: unknown unit {parts[1]!r} (us, ms or s)", line)
+    command = SleepCommand(amount, _SLEEP_UNITS[unit] / 1e6, line)
+    if isinstance(amount, int):
+        try:
+            sleep_seconds(amount, command.seconds_per_unit)
+        except EvalError as exc:
+            raise ctx.fail(str(exc), line) from None
+    return command
 
 
 # -- scripts and workloads ------------------------------------------------------
+
+# Characters a text editor does not show, named rather than echoed.
+_INVISIBLE = {"\ufeff": "byte order mark", "\x00": "NUL byte"}
+_COPY_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+
+
+def _check_characters(text: str, ctx: _Context) -> None:
+    for char, name in _INVISIBLE.items():
+        at = text.find(char)
+        if at != -1:
+            line = _line_of(text, at)
+            hint = ": save the script as UTF-8 without BOM" if char == "\ufeff" else ""
+            raise ctx.fail(f"{name} at line {line}{hint}", line)
+
+
+def _is_copy_with_client(sql: str) -> bool:
+    """A COPY whose data would flow through the client (FROM STDIN, TO
+    STDOUT): the server then waits for data or for it to be read."""
+    words: list[str] = []
+    depth, i = 0, 0
+    while i < len(sql):
+        skipped = _skip_quoted(sql, i)
+        if skipped is not None:  # a literal or comment: never a keyword
+            words.append("")
+            i = skipped
+            continue
+        word = _COPY_WORD.match(sql, i)
+        if word is not None:
+            if depth == 0:
+                words.append(word.group(0).lower())
+            i = word.end()
+            continue
+        depth += {"(": 1, ")": -1}.get(sql[i], 0)
+        i += 1
+    keywords = [w for w in words if w]
+    pairs = set(itertools.pairwise(words))
+    return keywords[:1] == ["copy"] and bool(pairs & {("from", "stdin"), ("to", "stdout")})
 
 
 def parse_script(
@@ -361,6 +446,7 @@ def parse_script(
         defined=set(BUILTIN_VARIABLES) | set(defines),
         text_only={k for k, v in defines.items() if isinstance(v, str)},
     )
+    _check_characters(text, ctx)
     try:
         raw = _lex(text)
     except _LexError as exc:
@@ -369,6 +455,12 @@ def parse_script(
     statements: list[Statement] = []
     for item in raw:
         if isinstance(item, _RawSql):
+            if _is_copy_with_client(item.text):
+                raise ctx.fail(
+                    "COPY ... FROM STDIN / TO STDOUT is not supported (nor by pgbench): "
+                    "a script runs statements, it sends no COPY data",
+                    item.line,
+                )
             sql, params = _bind(item.text)
             ctx.check_defined(params, item.line)
             index = first_statement + len(statements)

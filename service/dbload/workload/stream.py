@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 from dbload.errors import WorkloadError
 from dbload.workload.expr import EvalError, ExprError, Number, compile_expression
-from dbload.workload.model import SLEEP, Step, Transaction, Value, Workload
-from dbload.workload.parser import SetCommand, SleepCommand, SqlCommand
+from dbload.workload.model import SLEEP, ScriptRuntimeError, Step, Transaction, Value, Workload
+from dbload.workload.parser import SetCommand, SleepCommand, SqlCommand, sleep_seconds
 
 # One operation of a compiled script, as a tuple for a fast dispatch loop:
 # (0, name, evaluate, command) | (1, amount, seconds_per_unit, command)
@@ -43,6 +43,19 @@ def _compile(workload: Workload, script: int, constants: Mapping[str, Number]) -
             params = workload.statements[command.statement].params
             ops.append((_SQL, command.statement, params, command))
     return tuple(ops)
+
+
+def _text(value: Value) -> str:
+    """A bind value as pgbench sends it, text for the server to type: every
+    driver then binds it alike (asyncpg would encode a number by the
+    statement's types, and a date given as -D text not at all)."""
+    if type(value) is int:  # the common case first (not a bool: a subclass)
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:.15g}"  # pgbench: "%.*g" with DBL_DIG (15)
 
 
 class ParameterStream:
@@ -92,16 +105,16 @@ class ParameterStream:
                 if kind == _SET:
                     env[a] = b(env, rng)  # type: ignore[index, operator]
                 elif kind == _SQL:
-                    steps.append((a, tuple([env[p] for p in b])))  # type: ignore[arg-type, attr-defined]
+                    steps.append((a, tuple([_text(env[p]) for p in b])))  # type: ignore[arg-type, attr-defined]
                 else:
                     amount = env[a] if isinstance(a, str) else a
-                    # a negative duration sleeps not at all (time.sleep would raise)
-                    seconds = max(0.0, float(amount) * b)  # type: ignore[arg-type, operator]
-                    steps.append((SLEEP, (seconds,)))
-        except (EvalError, ArithmeticError, TypeError, ValueError) as exc:
+                    steps.append((SLEEP, (sleep_seconds(amount, b),)))  # type: ignore[arg-type]
+        except (EvalError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
             # a runtime failure, e.g. random(:lo, :hi) with lo > hi: pgbench
-            # aborts the client; say where, as for a parse error
+            # aborts the client; say where, as for a parse error. EvalError is
+            # all the evaluator raises; the others would be a dbload bug, still
+            # one transaction's failure rather than a crash of the whole run.
             where = self._workload.scripts[script].source
             line = getattr(_command, "line", None)
-            raise WorkloadError(f"cannot evaluate: {exc}", source=where, line=line) from None
+            raise ScriptRuntimeError(str(exc), source=where, line=line) from None
         return Transaction(script, tuple(steps))
