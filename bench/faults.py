@@ -6,9 +6,10 @@ every fault (``--faults``), one ``select`` run of ``--duration`` s (default
 the measured window:
 
 - ``kill``: ``pg_terminate_backend`` of every backend of the run, from a
-  separate psycopg connection in a thread. dbload sets no application_name
-  of its own, so the run's DSN carries ``application_name=dbload-faults-PID``
-  and the kill selects exactly those backends (no one else's);
+  separate psycopg connection in a thread. ``run_on`` tags the run's
+  connections with an application_name of its own (``dbload-<hex>``, in the
+  plan's DSN, which ``Observer.running`` is given), so the kill selects
+  exactly those backends (no one else's);
 - ``restart``: the server is stopped and started again mid-run. Only when it
   is the embedded server (``dbload.database.embedded.stop``/``start``, as
   the restart test does) or when ``--restart-cmd`` is given (e.g.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -57,7 +57,7 @@ SAMPLE_S = 0.05  # 20 Hz: the ok-count sampler and the pg_stat_activity monitor
 WINDOW_S = 0.25  # throughput "back" when a window this long runs at >= BACK of before
 BACK = 0.90
 STALL = 0.10  # a 50 ms slot this slow after the fault is part of the outage
-TAG = f"dbload-faults-{os.getpid()}"
+TAG = f"dbload-faults-{os.getpid()}"  # the bench's own monitor and killer connections
 
 KILL_SQL = (
     "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -70,18 +70,6 @@ PIDS_SQL = (
 )
 
 
-def tagged(dsn: str, name: str) -> str:
-    """The DSN with application_name set, in a form every mode passes on.
-
-    A URI keeps its form: asyncpg turns unknown query parameters into
-    server settings, libpq reads application_name. (make_conninfo would turn
-    it into key=value, which the async mode's keyword mapping drops.)
-    """
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return f"{dsn}{'&' if '?' in dsn else '?'}application_name={name}"
-    return psycopg.conninfo.make_conninfo(dsn, application_name=name)
-
-
 # -- what happens during one run ----------------------------------------------
 
 
@@ -91,6 +79,7 @@ class Trace:
     the end of the warm-up)."""
 
     fault_at: float
+    tag: str = ""  # the run's application_name (run_on's own), read from its plan
     origin: float | None = None  # time.perf_counter() at t = 0
     samples: list[tuple[float, int]] = field(default_factory=list)  # (t, ok)
     pids: list[tuple[float, frozenset[int]]] = field(default_factory=list)  # monitor
@@ -118,6 +107,7 @@ class FaultObserver(Observer):
 
     @contextlib.contextmanager
     def running(self, plan: Plan, snapshot: Callable[[], Snapshot]) -> Iterator[None]:
+        self.trace.tag = str(psycopg.conninfo.conninfo_to_dict(plan.dsn)["application_name"])
         stop = threading.Event()
         fire = threading.Event()
         threads = [
@@ -164,7 +154,7 @@ class FaultObserver(Observer):
                         self.monitor_dsn, autocommit=True, connect_timeout=2,
                         application_name=f"{TAG}-monitor",
                     )  # fmt: skip
-                rows = conn.execute(PIDS_SQL, (TAG,)).fetchall()
+                rows = conn.execute(PIDS_SQL, (self.trace.tag,)).fetchall()
                 self.trace.pids.append((self.trace.now(), frozenset(int(r[0]) for r in rows)))
             except psycopg.Error:
                 if conn is not None:
@@ -187,7 +177,7 @@ def kill_fault(trace: Trace, admin_dsn: str) -> Callable[[], None]:
     def fault() -> None:
         with psycopg.connect(admin_dsn, autocommit=True, application_name=f"{TAG}-killer") as conn:
             trace.fault_t = trace.now()
-            rows = conn.execute(KILL_SQL, (TAG,)).fetchall()
+            rows = conn.execute(KILL_SQL, (trace.tag,)).fetchall()
             trace.fault_end_t = trace.now()
         trace.fault_s = trace.fault_end_t - trace.fault_t
         trace.old_pids = frozenset(int(r[0]) for r in rows)
@@ -199,7 +189,7 @@ def kill_fault(trace: Trace, admin_dsn: str) -> Callable[[], None]:
 def restart_fault(trace: Trace, admin_dsn: str, restart: Callable[[], None]) -> Callable[[], None]:
     def fault() -> None:
         with psycopg.connect(admin_dsn, autocommit=True, application_name=f"{TAG}-killer") as conn:
-            trace.old_pids = frozenset(int(r[0]) for r in conn.execute(PIDS_SQL, (TAG,)))
+            trace.old_pids = frozenset(int(r[0]) for r in conn.execute(PIDS_SQL, (trace.tag,)))
         trace.killed = len(trace.old_pids)
         trace.fault_t = trace.now()
         restart()
@@ -420,8 +410,7 @@ def run_one(
         assert restart is not None
         action = restart_fault(trace, target.dsn, restart)
     observer = FaultObserver(trace, target.dsn, action)
-    database = dataclasses.replace(target.database, dsn=tagged(target.database.dsn, TAG))
-    result = api.run_on(database, target.scale, options, observer=observer)
+    result = api.run_on(target.database, target.scale, options, observer=observer)
     return figures(mode, fault, result, trace)
 
 
@@ -514,7 +503,7 @@ def main() -> int:
             restart, how = embedded_restart, f"embedded.stop + start of {pgdata}"
         else:
             how = "not run: not the embedded server and no --restart-cmd"
-        print(f"run tag: application_name={TAG}; restart: {how}")
+        print(f"bench connections: application_name={TAG}-*; restart: {how}")
         print()
         for k in range(1, args.rounds + 1):
             for mode in modes:

@@ -81,3 +81,36 @@ def test_works_under_uvloop() -> None:
         return time.perf_counter_ns() >= due
 
     assert uvloop.run(main())
+
+
+def test_wake_ups_are_grouped_never_early() -> None:
+    # 50 waiters 20 µs apart: with 200 µs between wake-ups they are woken in
+    # groups (fewer wake-ups than waiters), each at or after its due time
+    async def main() -> tuple[list[tuple[int, int]], int]:
+        timer = _timer()
+        fires = 0
+        fire = timer._fire
+
+        def counting() -> None:
+            nonlocal fires
+            fires += 1
+            fire()
+
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(timer._fd)
+        loop.add_reader(timer._fd, counting)
+        start = time.perf_counter_ns() + 5_000_000
+        dues = [start + i * 20_000 for i in range(50)]
+        woke: list[tuple[int, int]] = []
+
+        async def wait(due: int) -> None:
+            await timer.wait_until(due)
+            woke.append((due, time.perf_counter_ns()))
+
+        await asyncio.gather(*(wait(d) for d in dues))
+        timer.close()
+        return woke, fires
+
+    woke, fires = asyncio.run(main())
+    assert all(at >= due for due, at in woke)
+    assert len(woke) == 50 and fires < 50

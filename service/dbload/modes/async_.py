@@ -50,6 +50,9 @@ except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
 # A lost connection has no SQLSTATE of its own when the socket just closes.
 LOST_CONNECTION = "08006"  # connection_failure
 RECONNECT_FIRST_S = 0.05
+# open loop: a start due within this long waits on the precise timer; a
+# later one sleeps on the loop's timers first, checking for Ctrl-C
+NEAR_NS = 100_000_000
 RECONNECT_MAX_S = 2.0
 
 # Parameter types whose asyncpg codec takes the stream's text as it is.
@@ -331,7 +334,13 @@ async def _worker(
         if deadline is not None and start >= deadline:
             break
         if schedule is not None:
-            if await _wait_until(start, stop, timer):
+            wait = start - perf()
+            if timer is not None and 0 < wait <= NEAR_NS:
+                # the common case, without _wait_until's coroutine per start
+                await timer.wait_until(start)
+                if stop.is_set():
+                    break
+            elif wait > 0 and await _wait_until(start, stop, timer):
                 break
             lag = perf() - start
             if limit and lag > limit:
@@ -396,7 +405,7 @@ async def _wait_until(due_ns: int, stop: threading.Event, timer: PreciseTimer | 
     while (wait_ns := due_ns - time.perf_counter_ns()) > 0:
         if stop.is_set():
             return True
-        if timer is not None and wait_ns <= 100_000_000:
+        if timer is not None and wait_ns <= NEAR_NS:
             await timer.wait_until(due_ns)
             break
         await asyncio.sleep(min(wait_ns / 1e9, 0.1))

@@ -206,6 +206,7 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
         for mode in modes:
             points = sorted((r.concurrency, r.tps / base.tps) for r in runs if r.mode == mode)
             xs, ys = zip(*points, strict=True)
+            # hollow: where modes coincide (all on the ideal), every outline shows
             ax.plot(
                 xs,
                 ys,
@@ -213,7 +214,9 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
                 marker=mode_marker(mode, modes),
                 color=mode_colour(mode, modes),
                 label=mode,
-                markersize=6,
+                markersize=8,
+                markerfacecolor="none",
+                markeredgewidth=1.6,
             )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
