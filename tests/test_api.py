@@ -15,6 +15,7 @@ from test_cli import _cli, _one_line_error
 UNREACHABLE_DSN = "postgresql://nobody@127.0.0.1:1/none"
 
 
+@pytest.mark.slow
 def test_tiny_compare_runs_every_mode_with_one_seed(seeded_dsn: str) -> None:
     comparison = compare("select", concurrency=2, transactions=40, seed=11, dsn=seeded_dsn)
     assert [r.mode for r in comparison.results] == list(MODES)
@@ -24,6 +25,7 @@ def test_tiny_compare_runs_every_mode_with_one_seed(seeded_dsn: str) -> None:
         assert result.concurrency == (1 if result.mode == "sequential" else 2)
 
 
+@pytest.mark.slow
 def test_concurrency_sweep_runs_sequential_once(seeded_dsn: str) -> None:
     comparison = compare(
         "select", modes=["async", "sequential"], concurrency=[1, 3], duration=0.3,
@@ -124,6 +126,7 @@ def test_report_missing_file(tmp_path: Path) -> None:
     _one_line_error(code, err, "nope.json")
 
 
+@pytest.mark.slow
 def test_package_exposes_the_api_lazily() -> None:
     """``import dbload`` loads no driver; the API appears on first use."""
     import subprocess

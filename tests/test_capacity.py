@@ -26,6 +26,7 @@ def loose(seeded_dsn: str) -> Capacity:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_loose_slo_holds_at_capacity_and_the_search_stops(loose: Capacity) -> None:
     assert loose.probe.rate is None and loose.probe.ok > 0  # closed loop
     assert len(loose.steps) == 1
@@ -35,6 +36,7 @@ def test_a_loose_slo_holds_at_capacity_and_the_search_stops(loose: Capacity) -> 
     assert "tps, 100 % of the closed-loop " in summary(loose)
 
 
+@pytest.mark.slow
 def test_the_bisection_walks_down_from_capacity(seeded_dsn: str) -> None:
     """`slow` waits 50 ms per transaction: p99<30ms fails at every rate, so
     the walk halves the rate at every step, from the capacity down."""
@@ -50,6 +52,7 @@ def test_the_bisection_walks_down_from_capacity(seeded_dsn: str) -> None:
     assert summary(capacity).startswith("no rate meets p99<30ms: even ")
 
 
+@pytest.mark.slow
 def test_a_step_passes_only_when_the_workers_kept_up(seeded_dsn: str) -> None:
     """p99<10s holds at any rate within a second, but one worker and a 50 ms
     transaction cannot serve 4x its capacity: that step fails as "behind"."""
@@ -72,6 +75,7 @@ def test_report_table_and_json(loose: Capacity, tmp_path: Path) -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
+@pytest.mark.slow
 def test_cli_finds_a_rate_writes_json_and_report_reads_it(seeded_dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "cap.json"
     code, out, err = _cli(
@@ -86,6 +90,7 @@ def test_cli_finds_a_rate_writes_json_and_report_reads_it(seeded_dsn: str, tmp_p
     assert len(load_any(path)) == 1 + len(data["steps"])  # `dbload report` reads it
 
 
+@pytest.mark.slow
 def test_cli_an_slo_no_rate_can_meet_exits_99(seeded_dsn: str) -> None:
     code, out, err = _cli(
         "run", "--dsn", seeded_dsn, "-w", "select", "-c", "2", "-T", "0.3", "--seed", "1",

@@ -38,6 +38,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG_NS = "{http://www.w3.org/2000/svg}svg"
 
 
+@pytest.mark.slow
 def test_write_charts_gives_valid_png_and_svg(small_comparison: Comparison, tmp_path: Path) -> None:
     written = write_charts(small_comparison, tmp_path)
     names = {p.name for p in written}
@@ -102,6 +103,7 @@ def test_interval_rates_divide_by_the_interval(small_comparison: Comparison) -> 
     assert rates[0][1] == pytest.approx(result.series[0].transactions / result.series[0].t)
 
 
+@pytest.mark.slow
 def test_a_large_sweep_shows_each_mode_once_per_curve_chart(
     small_comparison: Comparison,
 ) -> None:
@@ -121,6 +123,7 @@ def test_a_large_sweep_shows_each_mode_once_per_curve_chart(
         ET.fromstring(svg_bytes(fig))
 
 
+@pytest.mark.slow
 def test_unwritable_chart_directory_is_one_line(
     small_comparison: Comparison, tmp_path: Path
 ) -> None:
@@ -167,6 +170,7 @@ def _labels(ax: Axes, axis: str) -> list[tuple[float, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_speedup_chart_ticks_at_the_concurrencies_that_ran(slow_comparison: Comparison) -> None:
     fig = speedup_chart(slow_comparison)
     assert fig is not None

@@ -74,6 +74,7 @@ def test_quiet_prints_nothing(seeded_dsn: str) -> None:
     assert out == ""
 
 
+@pytest.mark.slow
 def test_progress_lines_for_logs(seeded_dsn: str) -> None:
     code, out, err = _cli("run", "--dsn", seeded_dsn, "-T", "1.3", "-c", "2", "--progress", "0.5")
     assert code == 0
@@ -415,6 +416,7 @@ def test_no_arguments_print_help(args: list[str]) -> None:
     assert code == 0
 
 
+@pytest.mark.slow
 def test_no_arguments_print_help_without_error_line() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "dbload", "db"], capture_output=True, text=True, timeout=60
@@ -499,6 +501,7 @@ def test_an_early_ctrl_c_is_one_line(seeded_dsn: str, delay: float) -> None:
     assert err.strip().splitlines()[-1].startswith("dbload: error: interrupted")
 
 
+@pytest.mark.slow
 def test_run_writes_junit_and_csv_for_ci(seeded_dsn: str, tmp_path: Path) -> None:
     import csv
     import xml.etree.ElementTree as ET

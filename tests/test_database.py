@@ -202,6 +202,7 @@ def test_server_version(seeded_dsn: str) -> None:
         server_version(UNREACHABLE)
 
 
+@pytest.mark.slow
 def test_wrong_password(hba_server: str) -> None:
     with psycopg.connect(hba_server, autocommit=True) as conn:
         conn.execute("CREATE ROLE dbload_pw_role LOGIN PASSWORD 'right-password'")
@@ -270,6 +271,7 @@ def _pgbench() -> str | None:
     return shutil.which("pgbench") or (str(shipped) if shipped.exists() else None)
 
 
+@pytest.mark.slow
 def test_embedded_lifecycle(embedded_dir: Path) -> None:
     assert embedded.data_dir() == embedded_dir  # $DBLOAD_EMBEDDED_DIR wins
     assert not embedded.status().running and embedded.stop() is False
@@ -292,6 +294,7 @@ def test_embedded_lifecycle(embedded_dir: Path) -> None:
         assert conn.execute("SELECT to_regclass('kept') IS NOT NULL").fetchone() == (True,)
 
 
+@pytest.mark.slow
 def test_embedded_url_suits_every_client(embedded_dir: Path) -> None:
     url = embedded.start().url
     with psycopg.connect(url) as conn:
@@ -311,6 +314,7 @@ def test_embedded_url_suits_every_client(embedded_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_open_database_stops_only_what_it_started(embedded_dir: Path) -> None:
     with open_database("embedded") as database:
         assert database.kind == "embedded" and embedded.status().running
@@ -497,6 +501,7 @@ def _write_pid_file(pgdata: Path, pid: int, started: float) -> None:
 
 
 @pytest.mark.parametrize("case", ["another process", "this data dir but a later start"])
+@pytest.mark.slow
 def test_a_stale_pid_file_is_neither_believed_nor_signalled(
     case: str, embedded_dir: Path, tmp_path: Path
 ) -> None:
@@ -546,6 +551,7 @@ def _holder() -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
+@pytest.mark.slow
 def test_the_first_run_to_finish_leaves_the_server_to_the_second(embedded_dir: Path) -> None:
     first, url = _holder()  # started the server
     try:
@@ -565,6 +571,7 @@ def test_the_first_run_to_finish_leaves_the_server_to_the_second(embedded_dir: P
         first.wait()
 
 
+@pytest.mark.slow
 def test_a_server_whose_runs_all_died_is_stopped_by_the_next(embedded_dir: Path) -> None:
     first, _ = _holder()
     first.kill()  # SIGKILL: its lease stays behind, the server runs on

@@ -261,6 +261,7 @@ def test_a_link_to_dev_full_is_one_clear_error_and_stays(tmp_path: Path) -> None
     assert _is_link_to(link, "/dev/full")
 
 
+@pytest.mark.slow
 def test_a_descriptor_link_appends_after_what_was_printed(seeded_dsn: str, tmp_path: Path) -> None:
     """``--json /dev/stdout > out.txt``, with a link of our own to
     /proc/self/fd/1 (never the real /dev/stdout): the JSON goes to the
@@ -363,6 +364,7 @@ def _report_size(comparison: Comparison, tmp_path: Path) -> int:
     return sum(p.stat().st_size for p in written)
 
 
+@pytest.mark.slow
 def test_compare_out_on_a_full_disk_leaves_no_folder(
     small_comparison: Comparison, tmp_path: Path, roomy_tmpfs: Path
 ) -> None:
@@ -379,6 +381,7 @@ def test_compare_out_on_a_full_disk_leaves_no_folder(
     assert message.endswith(f"No space left on device; {out} not created")
 
 
+@pytest.mark.slow
 def test_a_full_disk_leaves_an_existing_report_folder_as_it_was(
     small_comparison: Comparison, tmp_path: Path, roomy_tmpfs: Path
 ) -> None:

@@ -93,6 +93,7 @@ def page(small_comparison: Comparison) -> str:
     return render_html(small_comparison)
 
 
+@pytest.mark.slow
 def test_the_page_has_no_external_reference(page: str) -> None:
     assert external_references(page) == []
     assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page
@@ -130,6 +131,7 @@ def test_ids_are_unique_across_the_inline_charts(page: str) -> None:
         assert ref in ids, ref
 
 
+@pytest.mark.slow
 def test_user_text_is_escaped(small_comparison: Comparison) -> None:
     evil = '<script>alert("x")</script>'
     first = small_comparison.results[0]
@@ -143,6 +145,7 @@ def test_user_text_is_escaped(small_comparison: Comparison) -> None:
     assert external_references(page) == []
 
 
+@pytest.mark.slow
 def test_report_mode_shows_deltas_and_sources(small_comparison: Comparison) -> None:
     names = [f"run{i}.json" for i in range(len(small_comparison.results))]
     page = render_html(small_comparison, deltas=True, sources=names)
@@ -151,10 +154,12 @@ def test_report_mode_shows_deltas_and_sources(small_comparison: Comparison) -> N
     assert external_references(page) == []
 
 
+@pytest.mark.slow
 def test_rendering_is_deterministic(small_comparison: Comparison, page: str) -> None:
     assert render_html(small_comparison) == page
 
 
+@pytest.mark.slow
 def test_saved_runs_re_render_with_deltas(small_comparison: Comparison, tmp_path: Path) -> None:
     """``dbload report A.json B.json``: load, compare, write the same report."""
     files = []
@@ -170,6 +175,7 @@ def test_saved_runs_re_render_with_deltas(small_comparison: Comparison, tmp_path
     assert external_references(page) == []
 
 
+@pytest.mark.slow
 def test_write_report_writes_everything_atomically(
     small_comparison: Comparison, tmp_path: Path
 ) -> None:
@@ -236,6 +242,7 @@ def console_messages(stderr: str) -> list[str]:
 
 
 @needs_chromium
+@pytest.mark.slow
 def test_console_check_catches_errors(tmp_path: Path) -> None:
     """The check below would see a broken page (a control for it)."""
     bad = tmp_path / "bad.html"
@@ -248,6 +255,7 @@ def test_console_check_catches_errors(tmp_path: Path) -> None:
 
 
 @needs_chromium
+@pytest.mark.slow
 def test_report_renders_in_chromium_without_console_errors(
     small_comparison: Comparison, tmp_path: Path
 ) -> None:

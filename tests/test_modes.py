@@ -57,6 +57,7 @@ def _into_run(mode: str, seconds: float) -> float:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str) -> None:
     result = _run(
         seeded_dsn,
@@ -91,6 +92,7 @@ def _sums(dsn: str) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_tpcb_transactions_commit_and_balance(
     seeded_dsn: str, mode: str, restore_balances: None
 ) -> None:
@@ -163,6 +165,7 @@ def test_same_seed_sends_the_same_parameters_in_every_mode(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_statement_the_server_rejects_is_reported_before_the_run(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -175,6 +178,7 @@ def test_statement_the_server_rejects_is_reported_before_the_run(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_unknown_table_is_reported_with_file_and_line(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -185,6 +189,7 @@ def test_unknown_table_is_reported_with_file_and_line(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -208,6 +213,7 @@ def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_duration_and_warmup(seeded_dsn: str, mode: str) -> None:
     result = _run(
         seeded_dsn,
@@ -243,6 +249,7 @@ def test_slow_workload_waits_on_the_server(seeded_dsn: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_stop_event_ends_the_run_early_and_marks_it_interrupted(seeded_dsn: str, mode: str) -> None:
     stop = threading.Event()
     timer = threading.Timer(_into_run(mode, 0.5), stop.set)
@@ -257,6 +264,7 @@ def test_stop_event_ends_the_run_early_and_marks_it_interrupted(seeded_dsn: str,
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_statement_timeout_fails_the_transaction_and_keeps_the_connection(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -289,6 +297,7 @@ def _kill_backends(dsn: str) -> int:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_killed_connections_are_counted_and_the_run_goes_on(seeded_dsn: str, mode: str) -> None:
     killed: list[int] = []
     timer = threading.Timer(_into_run(mode, 0.8), lambda: killed.append(_kill_backends(seeded_dsn)))
@@ -312,6 +321,7 @@ def test_killed_connections_are_counted_and_the_run_goes_on(seeded_dsn: str, mod
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_tpcb_balances_stay_consistent_through_killed_connections(
     seeded_dsn: str, mode: str, restore_balances: None
 ) -> None:
@@ -368,6 +378,7 @@ def _conflict_count(dsn: str) -> int:
 
 
 @pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.slow
 def test_serialization_failures_fail_without_retries(
     seeded_dsn: str, mode: str, conflict_script: str
 ) -> None:
@@ -386,6 +397,7 @@ def test_serialization_failures_fail_without_retries(
 
 
 @pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.slow
 def test_serialization_failures_are_retried_up_to_max_tries(
     seeded_dsn: str, mode: str, conflict_script: str
 ) -> None:
@@ -409,6 +421,7 @@ def test_serialization_failures_are_retried_up_to_max_tries(
 
 
 @pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.slow
 def test_tpcb_invariant_holds_with_retries_and_kills(
     seeded_dsn: str, mode: str, restore_balances: None
 ) -> None:
@@ -435,6 +448,7 @@ def test_tpcb_invariant_holds_with_retries_and_kills(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -467,6 +481,7 @@ def test_invalid_retry_options_are_refused() -> None:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_worker_gives_up_when_its_database_is_gone(
     pg_server: str, mode: str, make_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -579,6 +594,7 @@ TYPED_SCRIPTS = {
 }
 
 
+@pytest.mark.slow
 def test_typed_parameters_bind_alike_in_every_mode(
     seeded_dsn: str, typed_table: str, tmp_path: Path
 ) -> None:
@@ -638,6 +654,7 @@ def test_values_are_sent_as_pgbench_sends_them(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_the_first_message_of_each_error_code_is_kept(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -655,6 +672,7 @@ def test_the_first_message_of_each_error_code_is_kept(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_a_server_that_stays_away_until_the_end_is_an_incident(
     private_server: tuple[Path, str], mode: str
 ) -> None:
@@ -692,6 +710,7 @@ FAILING_SCRIPTS = {
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize("kind", sorted(FAILING_SCRIPTS))
+@pytest.mark.slow
 def test_a_script_error_aborts_its_client_and_the_others_go_on(
     seeded_dsn: str, mode: str, kind: str, tmp_path: Path
 ) -> None:
@@ -756,6 +775,7 @@ def test_sequential_with_n_clients_sends_what_n_clients_send(
 
 
 @pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.slow
 def test_a_reconnect_closes_what_it_replaces(
     make_database: Callable[[], str], mode: str, tmp_path: Path
 ) -> None:
@@ -789,6 +809,7 @@ def test_a_reconnect_closes_what_it_replaces(
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_stop_cuts_a_sleep_short_after_the_grace_period(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -823,6 +844,7 @@ def _poll(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.slow
 def test_a_second_ctrl_c_leaves_no_statement_running(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
@@ -860,10 +882,13 @@ def _with(dsn: str, **params: str) -> str:
 
 def _uri(dsn: str, **params: str) -> str:
     parts = {**conninfo_to_dict(dsn), **params}
-    host, port = parts.pop("host"), parts.pop("port")
     user, dbname = parts.pop("user"), parts.pop("dbname")
+    where = ""
+    if not str(parts.get("host", "")).startswith("/"):  # a socket directory stays a parameter
+        where = str(parts.pop("host", "localhost"))
+        where += f":{parts.pop('port')}" if "port" in parts else ""
     # %20, not +: libpq decodes only percent escapes
-    return f"postgresql://{user}@{host}:{port}/{dbname}?{urlencode(parts, quote_via=quote)}"
+    return f"postgresql://{user}@{where}/{dbname}?{urlencode(parts, quote_via=quote)}"
 
 
 @pytest.mark.parametrize("form", [_with, _uri])
@@ -894,6 +919,7 @@ async def test_libpq_parameters_asyncpg_honours_are_translated(
 
 
 @pytest.mark.parametrize("mode", ["async", "processes"])
+@pytest.mark.slow
 def test_a_dsn_with_libpq_parameters_runs_in_the_asyncpg_modes(seeded_dsn: str, mode: str) -> None:
     dsn = _uri(seeded_dsn, connect_timeout="5", application_name="dbload-test", keepalives="0")
     result = _run(dsn, workload="select", mode=mode, concurrency=2, transactions=20)

@@ -22,6 +22,7 @@ def _run(dsn: str, **kwargs: object) -> Result:
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.slow
 def test_rate_schedules_the_batch(seeded_dsn: str, mode: str) -> None:
     concurrency = None if mode == "sequential" else 2
     result = _run(
@@ -34,6 +35,7 @@ def test_rate_schedules_the_batch(seeded_dsn: str, mode: str) -> None:
     assert 0.5 < result.tps / 400 < 1.5
 
 
+@pytest.mark.slow
 def test_open_loop_latency_includes_the_queue_closed_loop_hides(seeded_dsn: str) -> None:
     """One worker, a 50 ms transaction, 40 arrivals a second: twice what it can
     serve. Closed loop reports 50 ms; open loop reports the growing queue."""
@@ -46,6 +48,7 @@ def test_open_loop_latency_includes_the_queue_closed_loop_hides(seeded_dsn: str)
     assert opened.tps == pytest.approx(closed.tps, rel=0.2)  # the same server capacity
 
 
+@pytest.mark.slow
 def test_latency_limit_skips_what_is_already_late_and_counts_late_ones(seeded_dsn: str) -> None:
     result = _run(
         seeded_dsn, workload="slow", mode="async", concurrency=1, duration=2.0, rate=40,
@@ -98,6 +101,7 @@ def test_cli_bad_open_loop_options_are_one_line(args: list[str], needle: str) ->
 
 
 @pytest.mark.parametrize("mode", ["threads", "async", "processes"])
+@pytest.mark.slow
 def test_stages_ramp_the_rate(seeded_dsn: str, mode: str) -> None:
     """0→600/s over 2 s: about 150 transactions in the first second and 450
     in the second (the area under the ramp), in the per-second series."""
@@ -110,6 +114,7 @@ def test_stages_ramp_the_rate(seeded_dsn: str, mode: str) -> None:
         assert abs(got - want) < 5 * want**0.5, counts
 
 
+@pytest.mark.slow
 def test_stages_survive_json(seeded_dsn: str, tmp_path: Path) -> None:
     result = _run(
         seeded_dsn, workload="select", concurrency=2, stages="500ms:100,500ms:300", rate=50

@@ -14,6 +14,7 @@ import math
 import os
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -121,12 +122,14 @@ def _parse(text: str) -> None:
 
 @FUZZ
 @given(st.one_of(st.text(max_size=60), noisy_scripts, scripts))
+@pytest.mark.slow
 def test_any_script_parses_or_fails_with_a_workload_error(text: str) -> None:
     _parse(text)
 
 
 @FUZZ
 @given(st.one_of(st.text(max_size=40), expressions, broken_expressions, deep_expressions))
+@pytest.mark.slow
 def test_any_expression_compiles_or_fails_with_an_expr_error(text: str) -> None:
     try:
         compile_expression(text)
@@ -136,6 +139,7 @@ def test_any_expression_compiles_or_fails_with_an_expr_error(text: str) -> None:
 
 @FUZZ
 @given(expressions, st.fixed_dictionaries({name: values for name in VARIABLES}))
+@pytest.mark.slow
 def test_evaluation_returns_a_value_or_fails_with_an_eval_error(
     text: str, variables: dict[str, object]
 ) -> None:
@@ -164,6 +168,7 @@ def _outcome(expr_text: str, variables: dict[str, object], rng: random.Random) -
 
 @FUZZ
 @given(expressions, st.fixed_dictionaries({name: values for name in VARIABLES}))
+@pytest.mark.slow
 def test_deeply_nested_expressions_evaluate_like_shallow_ones(
     text: str, variables: dict[str, object]
 ) -> None:
@@ -179,6 +184,7 @@ def test_deeply_nested_expressions_evaluate_like_shallow_ones(
 
 @FUZZ
 @given(scripts, st.sampled_from([0, 1, 7]))
+@pytest.mark.slow
 def test_a_stream_fails_only_with_a_script_runtime_error(text: str, client_id: int) -> None:
     try:
         script, statements = parse_script(text, name="f", source="f.sql", defines={"a": 0})

@@ -103,6 +103,7 @@ def _split(
 
 
 @pytest.mark.parametrize("seed", range(12))
+@pytest.mark.slow
 def test_merged_states_equal_one_recorder_fed_everything(seed: int) -> None:
     rng = random.Random(seed)
     # mid-interval at the end, so every recorder's last (partial) interval
@@ -122,6 +123,7 @@ def test_merged_states_equal_one_recorder_fed_everything(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
+@pytest.mark.slow
 def test_streamed_deltas_add_up_to_the_whole(seed: int) -> None:
     """What a worker process does: a delta per interval, one at the end."""
     rng = random.Random(1000 + seed)
@@ -263,6 +265,7 @@ class _Watcher(Observer):
         return watch()
 
 
+@pytest.mark.slow
 def test_batch_runs_every_transaction_once(seeded_dsn: str) -> None:
     result = _run(seeded_dsn, workload="select", concurrency=4, transactions=203, seed=7)
     assert (result.ok, result.failed) == (203, 0)
@@ -276,6 +279,7 @@ def test_batch_runs_every_transaction_once(seeded_dsn: str) -> None:
 
 
 @pytest.mark.parametrize(("concurrency", "processes"), [(3, None), (7, 3)])
+@pytest.mark.slow
 def test_each_client_gets_the_parameters_it_gets_in_async_mode(
     seeded_dsn: str,
     probe_table: str,  # noqa: F811 (the fixture)
@@ -298,6 +302,7 @@ def test_each_client_gets_the_parameters_it_gets_in_async_mode(
     assert seen["processes"] == seen["async"]
 
 
+@pytest.mark.slow
 def test_duration_warmup_and_live_progress(seeded_dsn: str) -> None:
     seen: list[Snapshot] = []
     pinned: dict[int, list[int]] = {}
@@ -338,6 +343,7 @@ def test_duration_warmup_and_live_progress(seeded_dsn: str) -> None:
             assert pinned[index] == [cpu]
 
 
+@pytest.mark.slow
 def test_max_errors_counts_the_failures_of_every_process(seeded_dsn: str, tmp_path: Path) -> None:
     script = tmp_path / "div.sql"
     script.write_text("\\set d random(0, 1)\nSELECT 1 / :d;\n")
@@ -354,6 +360,7 @@ def test_max_errors_counts_the_failures_of_every_process(seeded_dsn: str, tmp_pa
     assert result.errors == {"22012": result.failed}
 
 
+@pytest.mark.slow
 def test_stop_event_ends_every_worker_process_promptly(seeded_dsn: str) -> None:
     stop = threading.Event()
     stopped: list[float] = []

@@ -281,6 +281,7 @@ def test_progress_shows_how_far_of_the_plan(planned: progress.Planned, needle: s
     assert needle in file.getvalue().splitlines()[0]
 
 
+@pytest.mark.slow
 def test_live_line_ends_with_a_newline() -> None:
     file = io.StringIO()
     console = Console(file=file, width=200, force_terminal=True)

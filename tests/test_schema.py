@@ -78,6 +78,7 @@ def test_current_scale_of_an_empty_database(scratch_dsn: str) -> None:
     assert current_scale(scratch_dsn) is None
 
 
+@pytest.mark.slow
 def test_seed_is_idempotent_and_reloads_on_demand(scratch_dsn: str) -> None:
     first = seed(scratch_dsn, 1)  # creates the schema itself
     assert (first.scale, first.rows, first.skipped) == (1, 100_011, False)
@@ -153,6 +154,7 @@ def _describe(dsn: str) -> tuple[object, ...]:
 
 
 @needs_pgbench
+@pytest.mark.slow
 def test_seed_loads_the_same_rows_as_pgbench_init(make_database: Callable[[], str]) -> None:
     ours, theirs = make_database(), make_database()
     _pgbench_init(theirs)
@@ -170,6 +172,7 @@ def test_dbload_adopts_a_database_pgbench_initialised(scratch_dsn: str) -> None:
 
 
 @needs_pgbench
+@pytest.mark.slow
 def test_reseeding_keeps_a_foreign_key_pgbench_added(scratch_dsn: str) -> None:
     # pgbench -i --foreign-keys makes history reference the accounts key:
     # the load must not drop that key to speed itself up
@@ -228,6 +231,7 @@ def test_seed_force_drops_and_recreates_someone_elses_table(scratch_dsn: str) ->
         assert conn.execute("SELECT aid FROM pgbench_accounts WHERE aid = 1").fetchone() == (1,)
 
 
+@pytest.mark.slow
 def test_cli_seed_refuses_then_force_recreates(scratch_dsn: str) -> None:
     # `dbload seed` migrates first (the other three tables, alembic at head):
     # --force must still bring dbload's pgbench_accounts back

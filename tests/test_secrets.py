@@ -127,6 +127,7 @@ def _password_source(source: str, dsn: str, tmp_path: Path, monkeypatch: pytest.
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("source", ["uri", "PGPASSWORD", "~/.pgpass", "passfile="])
+@pytest.mark.slow
 def test_every_password_source_works_in_every_mode(
     role_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, mode: str
 ) -> None:

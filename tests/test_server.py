@@ -152,6 +152,7 @@ SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 """
 
 
+@pytest.mark.slow
 def test_the_warm_up_is_left_out_of_the_server_view(seeded_dsn: str, tmp_path: Path) -> None:
     """The counters are read when the warm-up ends (t = 3 s, 0.6 s after the
     clients' last commits at 2.4 s and before their next at 3.6 s), not when
@@ -177,6 +178,7 @@ def test_the_warm_up_is_left_out_of_the_server_view(seeded_dsn: str, tmp_path: P
         assert [(s.query, s.calls) for s in server.statements] == [(SELECT, result.ok)]
 
 
+@pytest.mark.slow
 def test_a_run_stopped_within_its_warm_up_has_no_server_window(seeded_dsn: str) -> None:
     options = prepare_options(
         workload="select", mode="async", concurrency=2, duration=5.0, warmup=30.0, seed=5
@@ -225,6 +227,7 @@ def busy_session(seeded_dsn: str) -> Iterator[int]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_another_sessions_cpu_is_not_the_runs(seeded_dsn: str, busy_session: int) -> None:
     """A run of 20 lookups a second next to a session burning a core: server
     CPU is the run's own backend's, the other session's is reported apart
@@ -252,6 +255,7 @@ def test_another_sessions_cpu_is_not_the_runs(seeded_dsn: str, busy_session: int
 
 
 @pytest.mark.parametrize("mode", ["sequential", "threads", "async", "processes"])
+@pytest.mark.slow
 def test_top_statements_are_only_the_workloads(preloading_dsn: str, mode: str) -> None:
     """Without a warm-up the window includes the workers' setup (session
     settings, psycopg's statement check) and teardown: none of it is listed."""

@@ -350,6 +350,7 @@ def test_runtime_type_and_lazy_errors_are_eval_errors(
 
 
 @pytest.mark.parametrize("depth", [99, 500, 9996])
+@pytest.mark.slow
 def test_nesting_as_deep_as_pgbench_accepts(depth: int) -> None:
     # pgbench 15 accepts 9996 nested parentheses and refuses 9997
     assert ev("(" * depth + "1" + ")" * depth) == 1
@@ -412,6 +413,7 @@ def test_math_errors_from_folded_defines_are_workload_errors() -> None:
         ("random_zipfian(5, 5, 2)", 5, 5),
     ],
 )
+@pytest.mark.slow
 def test_random_functions_stay_within_bounds(text: str, lo: int, hi: int) -> None:
     expr = compile_expression(text)
     rng = random.Random(3)
