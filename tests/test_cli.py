@@ -542,3 +542,32 @@ def test_report_renders_one_run_as_its_report_and_warns_on_different_workloads(
     code, out, err = _cli("report", str(a), str(b))
     assert code == 0, err
     assert "warning: these runs ran different workloads" in out
+
+
+def test_ctrl_c_outside_a_run_interrupts_at_once() -> None:
+    # after the executor returns (summing up the result) there is nothing in
+    # flight to finish: the first Ctrl-C must interrupt, not wait unheard
+    import threading
+
+    from dbload.cli import _stop_on_signals
+    from dbload.report.console import make_console
+
+    stop, idle = threading.Event(), threading.Event()
+    idle.set()
+    with pytest.raises(KeyboardInterrupt), _stop_on_signals(stop, make_console(), idle):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises here, at once
+    assert stop.is_set()
+
+
+def test_ctrl_c_during_a_run_asks_the_workers_to_stop() -> None:
+    import threading
+
+    from dbload.cli import _stop_on_signals
+    from dbload.report.console import make_console
+
+    stop, idle = threading.Event(), threading.Event()  # idle clear: a run is on
+    with _stop_on_signals(stop, make_console(stderr=True), idle) as caught:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.wait(5)
+    assert caught == [signal.SIGINT]

@@ -94,3 +94,22 @@ def test_console_report_shows_every_figure(result: Result) -> None:
         assert needle in text, needle
     assert f"{result.ok:,} ok" in text
     assert "pgbench_accounts" in text and "per statement" in text
+
+
+def test_a_script_of_many_statements_shows_the_slowest_and_says_so(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    from dbload.api import prepare_options, run_on
+    from dbload.database.resolve import Database
+    from dbload.report.console import MAX_STATEMENT_ROWS, statements_table
+
+    script = tmp_path / "many.sql"
+    script.write_text("".join(f"SELECT {i};\n" for i in range(60)) + "SELECT pg_sleep(0.01);\n")
+    options = prepare_options(mode="sequential", files=[str(script)], transactions=2)
+    result = run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options)
+    table = statements_table(result)
+    assert table.row_count == MAX_STATEMENT_ROWS
+    assert "slowest in total of 61" in str(table.title)
+    wheres = list(table.columns[0].cells)
+    assert f"{script}:61" in wheres  # the pg_sleep, by far the slowest
+    assert len(result.statements) == 61  # the result keeps them all

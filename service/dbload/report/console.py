@@ -352,15 +352,27 @@ def _cpu_line(result: Result) -> str:
     return f"{client} · {server} [dim](% of one core; {cpu.cores} cores)[/]{hint}"
 
 
-def statements_table(result: Result) -> Table:
-    table = Table(title="per statement (ms)", title_justify="left", title_style="bold")
+# A script of thousands of statements makes a table nobody reads (and rich
+# takes seconds to lay out): the slowest in total are shown, --json has all.
+MAX_STATEMENT_ROWS = 25
+
+
+def statements_table(result: Result, limit: int = MAX_STATEMENT_ROWS) -> Table:
+    shown = list(result.statements)
+    if len(shown) > limit:
+        shown = sorted(shown, key=lambda s: s.latency.mean * s.latency.count, reverse=True)
+        shown = sorted(shown[:limit], key=lambda s: (s.source, s.line))
+    title = "per statement (ms)"
+    if len(shown) < len(result.statements):
+        title += f": the {limit} slowest in total of {len(result.statements):,} (all in --json)"
+    table = Table(title=title, title_justify="left", title_style="bold")
     # Figures never shrink; on a narrow terminal the SQL text gives way.
     table.add_column("where", style="dim", no_wrap=True, min_width=8)
     table.add_column("count", justify="right", no_wrap=True, min_width=6)
     for name in ("mean", "p50", "p99", "max"):
         table.add_column(name, justify="right", no_wrap=True, min_width=6)
     table.add_column("statement", overflow="fold")
-    for stat in result.statements:
+    for stat in shown:
         lat = stat.latency
         table.add_row(
             f"{stat.source}:{stat.line}",
@@ -494,6 +506,8 @@ def print_summary_line(console: Console, line: str) -> None:
 
 def print_run(console: Console, result: Result, verdicts: Sequence[Verdict] = ()) -> None:
     """``dbload run``'s report: :func:`render`, then :func:`summary_line` last."""
+    if console.quiet:  # rich would lay the tables out only to drop them
+        return
     console.print(render(result, verdicts))
     print_summary_line(console, summary_line(result))
 
