@@ -24,21 +24,24 @@ def _timer() -> PreciseTimer:
     return timer
 
 
+async def _wake_all(timer: PreciseTimer, dues: list[int]) -> list[tuple[int, int]]:
+    """Wait for every due time at once; (due, woken at) in waking order."""
+    woke: list[tuple[int, int]] = []
+
+    async def wait(due: int) -> None:
+        await timer.wait_until(due)
+        woke.append((due, time.perf_counter_ns()))
+
+    await asyncio.gather(*(wait(d) for d in dues))
+    timer.close()
+    return woke
+
+
 def test_waiters_wake_in_order_never_early() -> None:
     async def main() -> list[tuple[int, int]]:
-        timer = _timer()
         now = time.perf_counter_ns()
         # out of order, some in the past, two at the same instant
-        dues = [now + ms * 1_000_000 for ms in (30, 5, -1, 20, 20, 1, 0)]
-        woke: list[tuple[int, int]] = []
-
-        async def wait(due: int) -> None:
-            await timer.wait_until(due)
-            woke.append((due, time.perf_counter_ns()))
-
-        await asyncio.gather(*(wait(d) for d in dues))
-        timer.close()
-        return woke
+        return await _wake_all(_timer(), [now + ms * 1_000_000 for ms in (30, 5, -1, 20, 20, 1, 0)])
 
     woke = asyncio.run(main())
     assert len(woke) == 7
@@ -100,15 +103,7 @@ def test_wake_ups_are_grouped_never_early() -> None:
         loop.remove_reader(timer._fd)
         loop.add_reader(timer._fd, counting)
         start = time.perf_counter_ns() + 5_000_000
-        dues = [start + i * 20_000 for i in range(50)]
-        woke: list[tuple[int, int]] = []
-
-        async def wait(due: int) -> None:
-            await timer.wait_until(due)
-            woke.append((due, time.perf_counter_ns()))
-
-        await asyncio.gather(*(wait(d) for d in dues))
-        timer.close()
+        woke = await _wake_all(timer, [start + i * 20_000 for i in range(50)])
         return woke, fires
 
     woke, fires = asyncio.run(main())
