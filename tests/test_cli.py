@@ -497,8 +497,9 @@ def test_an_early_ctrl_c_is_one_line(seeded_dsn: str, delay: float) -> None:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err, err
-    # -2: Python ends a process interrupted this early by dying of SIGINT
-    # itself (CPython's exit_sigint), which a shell reports as 130 too
+    # -2: the process died of the SIGINT itself, the line already printed
+    # (seen once on a loaded CI machine, cause not found); a shell reports
+    # that as 130 too
     assert proc.returncode in (130, -signal.SIGINT), err
     assert err.strip().splitlines()[-1].startswith("dbload: error: interrupted")
 
