@@ -14,7 +14,18 @@ the measured window:
   is the embedded server (``dbload.database.embedded.stop``/``start``, as
   the restart test does) or when ``--restart-cmd`` is given (e.g.
   ``"pg_ctlcluster --skip-systemctl-redirect 15 main restart"``; never by
-  default: a shared server's other users would lose their sessions).
+  default: a shared server's other users would lose their sessions);
+- ``none``: no fault, the same figures at the same instant: the control.
+  Throughput moves between rounds and within a run without any fault (on
+  this 2-core machine, processes mode runs at two levels ~20 % apart,
+  depending on where the scheduler puts the server's backends next to the
+  pinned worker processes; a reconnect draws that again), so a fault's
+  "after/before" means something only next to the control's.
+
+Faults are the outer loop and modes the inner one, so that within a round
+the modes of one fault run back to back (A/B) and drift hits them alike;
+with ``--rounds`` > 1 the spread of after/before per mode and fault ends
+the output.
 
 Without ``--dsn`` the embedded server lives in a private data directory
 (``--embedded-dir``, default a fresh temporary one, removed at the end), so
@@ -52,7 +63,7 @@ from dbload.config import Plan
 from dbload.measure.recorder import Snapshot
 
 MODES = ("sequential", "threads", "async", "processes")
-FAULTS = ("kill", "restart")
+FAULTS = ("kill", "restart", "none")
 SAMPLE_S = 0.05  # 20 Hz: the ok-count sampler and the pg_stat_activity monitor
 WINDOW_S = 0.25  # throughput "back" when a window this long runs at >= BACK of before
 BACK = 0.90
@@ -199,6 +210,14 @@ def restart_fault(trace: Trace, admin_dsn: str, restart: Callable[[], None]) -> 
     return fault
 
 
+def no_fault(trace: Trace) -> Callable[[], None]:
+    def fault() -> None:
+        trace.fault_t = trace.fault_end_t = trace.now()
+        trace.fault_s = 0.0
+
+    return fault
+
+
 def embedded_restart() -> None:
     from dbload.database import embedded
 
@@ -338,7 +357,8 @@ def figures(mode: str, fault: str, result: Any, trace: Trace) -> Row:
     return Row(
         round=0, mode=mode, fault=fault, clients=result.concurrency, killed=trace.killed,
         fault_s=trace.fault_s, failed=result.failed, errors=errors,
-        reconnect_s=reconnect_time(trace, result.concurrency), recover_s=recover,
+        reconnect_s=None if fault == "none" else reconnect_time(trace, result.concurrency),
+        recover_s=recover,
         recover_how=how, lost_s=lost, tps_before=before, tps_fault=in_fault,
         tps_after=statistics.fmean(post) if post else None, client_pct=cpu,
         note="; ".join(notes), series=series,
@@ -392,6 +412,26 @@ def table_row(row: Row) -> list[object]:
     ]
 
 
+SPREAD_HEADERS = ("mode", "fault", "rounds", "after/before median", "min", "max", "by round")
+
+
+def spread_rows(rows: list[Row]) -> list[list[object]]:
+    """Per mode and fault: after/before over the rounds (the control's next to
+    the faults'); a round that never got back to 90 % has none ("-")."""
+    out: list[list[object]] = []
+    for key in dict.fromkeys((r.mode, r.fault) for r in rows):
+        mine = [r for r in rows if (r.mode, r.fault) == key]
+        each = [r.tps_after / r.tps_before if r.tps_after and r.tps_before else None for r in mine]
+        ratios = [x for x in each if x is not None]
+        by_round = " ".join(fmt(x, ".2f") for x in each)
+        if not ratios:
+            out.append([*key, len(mine), "-", "-", "-", by_round])
+            continue
+        out.append([*key, len(mine), f"{statistics.median(ratios):.2f}",
+                    f"{min(ratios):.2f}", f"{max(ratios):.2f}", by_round])  # fmt: skip
+    return out
+
+
 # -- main -----------------------------------------------------------------------
 
 
@@ -406,6 +446,8 @@ def run_one(
     trace = Trace(fault_at=args.fault_at)
     if fault == "kill":
         action = kill_fault(trace, target.dsn)
+    elif fault == "none":
+        action = no_fault(trace)
     else:
         assert restart is not None
         action = restart_fault(trace, target.dsn, restart)
@@ -418,7 +460,8 @@ def how_measured(args: argparse.Namespace) -> str:
     return (
         "How measured: each row is one dbload.api.run_on() of the select workload"
         f" ({args.warmup:g} s warm-up, {args.duration:g} s measured, seed {args.seed}), the"
-        f" fault fired at t = {args.fault_at:g} s of the measured window (within 50 ms)."
+        f" fault fired at t = {args.fault_at:g} s of the measured window (within 50 ms;"
+        " 'none': nothing fired, the same figures taken at that instant, the control)."
         " 'hit': the run's backends terminated (kill: pg_terminate_backend from a separate"
         " connection, picked by the run's own application_name) or alive when the server"
         " was stopped (restart). 'fault s': how long the action took (the terminate query;"
@@ -454,6 +497,12 @@ def private_embedded(directory: str | None) -> Iterator[str | None]:
     try:
         yield str(root / "pg")
     finally:
+        # embedded.start (the restart) marks the server kept, so the run's
+        # lease leaves it running: stop it before its directory goes
+        from dbload.database import embedded
+
+        with contextlib.suppress(Exception):
+            embedded.stop(root / "pg")
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -506,8 +555,8 @@ def main() -> int:
         print(f"bench connections: application_name={TAG}-*; restart: {how}")
         print()
         for k in range(1, args.rounds + 1):
-            for mode in modes:
-                for fault in faults:
+            for fault in faults:
+                for mode in modes:
                     if fault == "restart" and restart is None:
                         continue
                     row = run_one(api, target, args, mode, fault, restart)
@@ -525,6 +574,9 @@ def main() -> int:
         print_table(("round", *HEADERS), [[r.round, *table_row(r)] for r in rows])
     else:
         print_table(HEADERS, [table_row(r) for r in rows])
+    if args.rounds > 1:
+        print()
+        print_table(SPREAD_HEADERS, spread_rows(rows))
     print()
     print(how_measured(args))
     return 0
