@@ -452,16 +452,7 @@ def test_tpcb_invariant_holds_with_retries_and_kills(
 def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
-    script = tmp_path / "long.sql"
-    script.write_text("SELECT pg_sleep(60);\n")
-    stop = threading.Event()
-    threading.Timer(_into_run(mode, 0.5), stop.set).start()
-    options = prepare_options(files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2))
-    result = run_on(_db(seeded_dsn), 1, options, stop=stop)
-    # without the cancel the sleeps would have finished, as ok transactions
-    assert result.interrupted
-    assert result.cancelled == (1 if mode == "sequential" else 2)
-    assert (result.ok, result.failed) == (0, 0)
+    _assert_stopped_in_flight(seeded_dsn, mode, tmp_path / "long.sql", "SELECT pg_sleep(60);\n")
     # the cancelled statements are gone from the server too
     with psycopg.connect(seeded_dsn) as conn:
         row = conn.execute(
@@ -813,14 +804,20 @@ def test_a_reconnect_closes_what_it_replaces(
 def test_stop_cuts_a_sleep_short_after_the_grace_period(
     seeded_dsn: str, mode: str, tmp_path: Path
 ) -> None:
-    script = tmp_path / "nap.sql"
-    script.write_text("\\sleep 30 s\nSELECT 1;\n")
+    _assert_stopped_in_flight(seeded_dsn, mode, tmp_path / "nap.sql", "\\sleep 30 s\nSELECT 1;\n")
+
+
+def _assert_stopped_in_flight(dsn: str, mode: str, script: Path, text: str) -> None:
+    """Stop a run of ``text`` (which waits long) 0.5 s in: after the grace
+    period every client's transaction is cancelled, none ok nor failed
+    (without the cancel they would have finished, as ok transactions)."""
+    script.write_text(text)
     stop = threading.Event()
     threading.Timer(_into_run(mode, 0.5), stop.set).start()
     options = prepare_options(
         files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2), duration=60
     )
-    result = run_on(_db(seeded_dsn), 1, options, stop=stop)
+    result = run_on(_db(dsn), 1, options, stop=stop)
     assert result.interrupted
     assert result.cancelled == (1 if mode == "sequential" else 2)
     assert (result.ok, result.failed) == (0, 0)
