@@ -82,6 +82,12 @@ class Plan:
         return int(self.latency_limit_ms * 1_000_000)
 
     processes: int | None = None  # processes mode: worker processes (None: one per core)
+    # -M, with pgbench's meaning: "simple" interpolates the values client-side
+    # into one simple-protocol query, "extended" sends unnamed statements,
+    # "prepared" prepares each statement once per connection (the default)
+    query_mode: str = "prepared"
+    # -C: a new connection for every transaction, as pgbench -C (its cost counts)
+    connect_per_transaction: bool = False
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every worker connection starts with."""

@@ -143,8 +143,11 @@ class Recorder:
         tries: int = 1,
         lag_ns: int | None = None,
         message: str | None = None,
+        *,
+        script: int = 0,
+        client: int = 0,
     ) -> None:
-        """One finished transaction.
+        """One finished transaction (of ``script``, run by ``client``).
 
         ``step_ns[i]`` is the duration of ``steps[i]``; a failed transaction
         passes the durations of the steps that completed and the SQLSTATE
