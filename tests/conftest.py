@@ -36,6 +36,10 @@ pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs a user's suite
 
 TEST_DB_PREFIX = "dbload_test_"
 
+# The suite's unreachable DSNs (port 1) must fail at once, not after the 30 s
+# a server still starting is given; tests/test_wait.py sets its own timeouts.
+os.environ.setdefault("DBLOAD_CONNECT_TIMEOUT", "0")
+
 
 def with_database(dsn: str, dbname: str) -> str:
     """``dsn`` pointing at another database of the same server."""
@@ -62,7 +66,9 @@ def pg_server() -> Iterator[str]:
             pytest.fail(f"$DBLOAD_TEST_DSN={redact(dsn)} is not usable: {redact(why)}")
         yield dsn
         return
-    if docker_available():
+    # .ci/run's embedded pass sets "embedded": a running engine must not
+    # silently turn it into a container pass (tests/test_container.py is that).
+    if os.environ.get("DBLOAD_TEST_SERVER", "").strip() != "embedded" and docker_available():
         try:
             with postgres_container() as url:
                 yield url
@@ -83,6 +89,20 @@ def pg_server() -> Iterator[str]:
     finally:
         embedded.stop(pgdata)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip the test when no Docker engine answers, with the reason; under
+    $DBLOAD_TEST_REQUIRE_ENGINE (CI's container pass) fail instead: there a
+    missing engine is a broken setup, not a machine without Docker."""
+    if docker_available():
+        return
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    why = f"no Docker engine answered within 1 s at {where}"
+    if os.environ.get("DBLOAD_TEST_REQUIRE_ENGINE", "").strip():
+        pytest.fail(f"{why}, and $DBLOAD_TEST_REQUIRE_ENGINE is set")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -151,7 +153,7 @@ def test_unknown_role(seeded_dsn: str) -> None:
     params = conninfo_to_dict(seeded_dsn)
     params["user"] = "no_such_role_dbload"
     params["password"] = "hunter2"
-    code, _, err = _cli("run", "--dsn", make_conninfo(**params), "-n", "5")
+    code, _, err = _cli("run", "--dsn", make_conninfo("", **params), "-n", "5")
     _one_line_error(code, err, "no_such_role_dbload")
     assert "hunter2" not in err
 
@@ -164,7 +166,7 @@ def test_password_never_shown(seeded_dsn: str, tmp_path: Path) -> None:
     params["password"] = "s3cret-pw-xyz"
     out_file = tmp_path / "r.json"
     code, out, err = _cli(
-        "run", "--dsn", make_conninfo(**params), "-n", "5", "--json", str(out_file)
+        "run", "--dsn", make_conninfo("", **params), "-n", "5", "--json", str(out_file)
     )
     assert code == 0, err
     assert "s3cret-pw-xyz" not in out + err + out_file.read_text()
@@ -574,3 +576,161 @@ def test_ctrl_c_during_a_run_asks_the_workers_to_stop() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.wait(5)
     assert caught == [signal.SIGINT]
+
+
+# -- pgbench's flags -------------------------------------------------------------
+
+PGBENCH_BIN = shutil.which("pgbench")
+
+
+def _run_json(tmp_path: Path, *args: str) -> dict[str, Any]:
+    out_file = tmp_path / "r.json"
+    code, _, err = _cli("run", *args, "--json", str(out_file), "-q")
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out_file.read_text())
+    return data
+
+
+@pytest.mark.skipif(PGBENCH_BIN is None, reason="pgbench is not on PATH")
+@pytest.mark.parametrize("name", ["tpcb-like", "simple-update", "select-only", "t", "si"])
+def test_show_script_prints_pgbench_text(name: str) -> None:
+    assert PGBENCH_BIN is not None
+    theirs = subprocess.run(
+        [PGBENCH_BIN, f"--show-script={name}"], capture_output=True, text=True, check=True
+    )
+    for args in (("run", "--show-script", name), ("workloads", "--show", name)):
+        code, out, err = _cli(*args)
+        assert code == 0, err
+        assert out == theirs.stderr  # pgbench prints it on stderr, dbload on stdout
+
+
+def test_show_an_ambiguous_or_unknown_name_is_one_line() -> None:
+    code, _, err = _cli("workloads", "--show", "s")
+    _one_line_error(code, err, "--show: ambiguous built-in name", "'s'")
+    code, _, err = _cli("run", "--show-script", "nope")
+    _one_line_error(code, err, "--show-script: no built-in script found for name 'nope'")
+
+
+def test_workloads_lists_pgbench_builtins_too() -> None:
+    code, out, _ = _cli("workloads")
+    assert code == 0
+    for name in ("tpcb-like", "simple-update", "select-only"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["-b", "s"], "-b: ambiguous built-in name: 2 built-in scripts found for prefix 's'"),
+        (["-b", "zz"], "-b: no built-in script found"),
+        (["-t", "5", "-T", "5"], "specify either a number of transactions (-t) or a duration"),
+        (["-t", "5", "-n", "5"], "not both"),
+        (["-t", "0"], "-t/--transactions must be at least 1"),
+        (["-M", "bogus"], "invalid query mode (-M)"),
+        (["-j", "2"], "-j 2: worker processes are for -m processes"),
+        (["--random-seed", "foo"], "unrecognized random seed option"),
+        (["--random-seed", "1", "--seed", "1"], "give --seed or --random-seed, not both"),
+        (["-s", "0"], "-s/--scale must be at least 1"),
+        (["-s", "2", "-D", "scale=2"], "give -s or -D scale=N, not both"),
+        (["-p", "x5432"], "-p/--port"),
+    ],
+)
+def test_bad_pgbench_flags_are_one_line(args: list[str], needle: str) -> None:
+    code, _, err = _cli("run", "--dsn", UNREACHABLE_DSN, *args)
+    assert code == 2
+    _one_line_error(code, err, needle)
+
+
+@pytest.mark.slow
+def test_builtins_by_pgbench_names_with_weights(seeded_dsn: str, tmp_path: Path) -> None:
+    data = _run_json(
+        tmp_path, "--dsn", seeded_dsn, "-m", "threads", "-c", "2", "-t", "150",
+        "-b", "se@3", "-N", "--seed", "11",
+    )  # fmt: skip
+    assert data["scripts"] == ["select-only@3", "simple-update@1"]
+    per_script = data["per_script"]
+    assert [(s["name"], s["weight"], s["weight_share"]) for s in per_script] == [
+        ("select-only", 3, 0.75),
+        ("simple-update", 1, 0.25),
+    ]
+    counts = [s["count"] for s in per_script]
+    assert sum(counts) == data["transactions"]["count"] == 300  # -t is per client
+    assert counts[0] > counts[1] > 0  # 3:1, roughly
+    assert sum(s["ok"] for s in per_script) == data["transactions"]["ok"]
+    detail = data["statements"]["detail"]
+    assert [detail[i]["source"] for i in per_script[1]["statements"]] == ["simple-update"] * 5
+    assert all(s["latency_ms"]["p50"] > 0 for s in per_script)
+
+
+def test_select_only_flag_and_per_client_in_sequential(seeded_dsn: str, tmp_path: Path) -> None:
+    data = _run_json(tmp_path, "--dsn", seeded_dsn, "-m", "sequential", "-c", "3", "-t", "4", "-S")
+    assert data["scripts"] == ["select-only@1"]
+    assert data["transactions"]["count"] == 12 and data["planned"]["transactions"] == 12
+
+
+def test_per_script_report_in_the_terminal(seeded_dsn: str, restore_balances: None) -> None:
+    code, out, err = _cli(
+        "run", "--dsn", seeded_dsn, "-m", "threads", "-c", "2", "-t", "20", "-b", "tpcb-like@1",
+        "-b", "select-only@1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "per script" in out
+    assert "1: tpcb-like" in out and "2: select-only" in out
+    assert "1 (50.0 %)" in out
+
+
+@pytest.mark.slow
+def test_query_mode_connect_and_random_seed_reach_the_result(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    data = _run_json(
+        tmp_path, "--dsn", seeded_dsn, "-m", "threads", "-c", "1", "-t", "3", "-S",
+        "-M", "extended", "-C", "--random-seed", "12345",
+    )  # fmt: skip
+    assert data["planned"]["query_mode"] == "extended"
+    assert data["planned"]["connect_per_transaction"] is True
+    assert data["seed"] == 12345
+    seeded = _run_json(tmp_path, "--dsn", seeded_dsn, "-t", "1", "-c", "1", "--random-seed", "rand")
+    assert isinstance(seeded["seed"], int) and seeded["planned"]["query_mode"] == "prepared"
+
+
+@pytest.mark.slow
+def test_jobs_sets_the_worker_processes(seeded_dsn: str, tmp_path: Path) -> None:
+    data = _run_json(tmp_path, "--dsn", seeded_dsn, "-m", "processes", "-j", "2", "-c", "4",
+                     "-t", "5")  # fmt: skip
+    assert data["driver"].endswith("× 2 processes")  # noqa: RUF001
+    assert data["transactions"]["count"] == 20
+
+
+@pytest.mark.slow
+def test_scale_option_checked_against_the_data(seeded_dsn: str, tmp_path: Path) -> None:
+    code, _, err = _cli("run", "--dsn", seeded_dsn, "-S", "-t", "1", "-s", "7")
+    _one_line_error(code, err, "-s 7: the pgbench tables hold scale 1", "dbload seed -s 7")
+    script = tmp_path / "own.sql"
+    script.write_text("SELECT :scale;\n")  # on no pgbench table: -s is :scale and the report's
+    data = _run_json(tmp_path, "--dsn", seeded_dsn, "-f", str(script), "-t", "2", "-s", "7")
+    assert data["scale"] == 7
+    same = _run_json(tmp_path, "--dsn", seeded_dsn, "-S", "-t", "1", "-c", "1", "-s", "1")
+    assert same["scale"] == 1
+
+
+def test_host_port_user_dbname_options(seeded_dsn: str, tmp_path: Path) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(seeded_dsn)
+    data = _run_json(
+        tmp_path, "-h", str(params.get("host", "127.0.0.1")), "-p", str(params.get("port", 5432)),
+        "-U", str(params.get("user", "postgres")), "-d", str(params["dbname"]),
+        "-S", "-t", "2", "-c", "1",
+    )  # fmt: skip
+    assert data["database"]["kind"] == "dsn"
+    assert str(params["dbname"]) in data["database"]["url"]
+    # -d over --dsn: the named database, not the DSN's
+    code, _, err = _cli("run", "--dsn", seeded_dsn, "-d", "no_such_db_dbload", "-t", "1", "-S")
+    _one_line_error(code, err, "no_such_db_dbload")
+
+
+def test_builtin_list_lists_and_exits() -> None:
+    code, out, _ = _cli("run", "--dsn", UNREACHABLE_DSN, "-b", "list")
+    assert code == 0
+    assert "tpcb-like" in out and "<builtin: TPC-B (sort of)>" in out

@@ -22,7 +22,7 @@ from dbload.errors import WorkloadError
 from dbload.workload.expr import EvalError, ExprError, compile_expression, function_names
 from dbload.workload.model import ScriptRuntimeError, Workload
 from dbload.workload.parser import parse_script
-from dbload.workload.stream import ParameterStream
+from dbload.workload.stream import QUERY, SHELL, ParameterStream
 
 FUZZ = settings(
     max_examples=int(os.environ.get("DBLOAD_FUZZ_EXAMPLES", "200")),
@@ -87,6 +87,16 @@ _meta = st.one_of(
         st.sampled_from(["", "us", "ms", "s", "h"]),
     ).map(lambda p: f"\\sleep {p[0]} {p[1]}"),
     st.sampled_from(["\\gset", "\\if 1", "\\set", "\\set 1x 2", "\\frob", "\\sleep"]),
+    # the rest of pgbench's meta-commands, balanced or not
+    st.sampled_from(
+        [
+            *("\\gset p_", "\\aset", "\\aset x", "\\gset a b", "\\syncpipeline"),
+            *("\\if :a", "\\if :x > 1", "\\elif 0", "\\elif :b", "\\else", "\\endif"),
+            *("\\shell true", "\\shell echo :a ::b", "\\setshell x echo 1", "\\setshell"),
+            *("\\startpipeline", "\\endpipeline", "\\startpipeline x", "\\sleep :p_x ms"),
+        ]
+    ),
+    expressions.map(lambda e: f"\\if {e}"),
     st.sampled_from(["\\set x ~1e308", "\\set x -:a / 0", "\\sleep 99999999999999999999 s"]),
     st.integers(90, 12000).map(lambda n: "\\set x " + "(" * n + "1" + ")" * n),
 )
@@ -99,6 +109,10 @@ _sql = st.sampled_from(
         "COPY (SELECT 1) TO STDOUT;",
         "SELECT 'open",
         "SELECT 1 \\; SELECT 2;",
+        "SELECT 1 AS x \\; SELECT 2 AS y \\gset p_",
+        "SELECT :p_x, 1 AS x",
+        "CREATE TEMP TABLE t (a int);",
+        "SELECT 1 \\:x;",
         "SELECT (;",
         "E'\\'' ;",
     ]
@@ -197,7 +211,24 @@ def test_a_stream_fails_only_with_a_script_runtime_error(text: str, client_id: i
         return
     for _ in range(3):
         try:
-            stream.next()
+            _drive(stream)
         except ScriptRuntimeError as exc:
             assert str(exc).startswith("f.sql:"), str(exc)
             return
+
+
+def _drive(stream: ParameterStream) -> None:
+    """One transaction, each request answered as a server and a shell could:
+    a one-row result for \\gset and \\aset, "1" from every shell command."""
+    txn = stream.transaction()
+    try:
+        request = next(txn)
+        while True:
+            answer: object = None
+            if request[0] == QUERY and request[3]:
+                answer = (("x", "y"), [("1", None)])
+            elif request[0] == SHELL:
+                answer = (0, "1\n")
+            request = txn.send(answer)
+    except StopIteration:
+        return

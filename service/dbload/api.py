@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import difflib
+import os
 import platform
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypedDict, Unpack
 
 import asyncpg
@@ -31,32 +32,50 @@ from dbload.config import (
     check_concurrency,
     check_cpu_work,
     check_isolation,
+    check_jobs,
     check_max_errors,
     check_max_tries,
+    check_per_client,
+    check_query_mode,
     check_rate,
     check_scale,
+    check_scale_matches,
+    check_scale_option,
     check_stages,
     check_sweep,
     check_warmup,
     parse_duration_ms,
+    parse_random_seed,
     parse_timeout_ms,
     pick_seed,
+    resolve_builtin,
 )
 from dbload.database.resolve import Database, check_connections, open_database, server_version
 from dbload.database.server_stats import RunWatch
-from dbload.errors import UsageError
+from dbload.database.servers import ServerSpec, open_server, parse_servers, server_settings
+from dbload.database.wait import connect_timeout_s
+from dbload.errors import DatabaseError, UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuMeter
 from dbload.measure.histogram import summarize
 from dbload.measure.recorder import Recorder, Snapshot
-from dbload.measure.result import DatabaseInfo, Result, latency_of, statement_stats
+from dbload.measure.result import (
+    DatabaseInfo,
+    Result,
+    latency_of,
+    script_stats,
+    statement_stats,
+)
 from dbload.measure.server import ServerStats
 from dbload.modes import MODES, Executor, get_executor
+from dbload.modes.processes import worker_processes
+from dbload.report.pgbench_log import DEFAULT_PREFIX, LogSpec, check_log_files, check_log_options
 from dbload.schema.seed import Readiness, pgbench_tables, prepare_data
 from dbload.workload.arrivals import RateProfile
 from dbload.workload.cpu import loops_for
 from dbload.workload.model import Workload
-from dbload.workload.parser import load_workload
+from dbload.workload.parser import builtin_names, load_workload
+from dbload.workload.parser import check_query_mode as check_script_mode
 
 
 class Observer:
@@ -72,9 +91,15 @@ class Observer:
     def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
         """``compare``: cell ``index`` of ``total`` is about to run."""
 
+    def server(self, label: str, index: int, total: int) -> None:
+        """``compare --servers``: the cells of server ``index`` of ``total`` begin."""
+
     def data_prepared(self, readiness: Readiness) -> None:
         """dbload created or seeded pgbench's tables for the workload
         (``readiness.message`` says so in one line): tell the user."""
+
+    def waiting(self, message: str) -> None:
+        """The server is still starting and dbload waits for it (once, one line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +122,13 @@ class RunOptions:
     latency_limit_ms: float = 0.0
     stages: RateProfile | None = None  # open loop, the rate over time (--stages)
     init: bool = True  # create and seed pgbench's tables when the workload uses them
+    connect_timeout_s: float | None = None  # wait for a starting server (None: the default)
+    # pgbench's flags (issue 12): -M, -C, -j, -s and -l
+    query_mode: str = "prepared"
+    connect_per_transaction: bool = False
+    processes: int | None = None  # processes mode's worker processes (-j); None: a core each
+    scale: int | None = None  # -s: reported, and checked against the data
+    log: LogSpec | None = None
 
 
 class Options(TypedDict, total=False):
@@ -131,6 +163,25 @@ class Options(TypedDict, total=False):
     latency_limit: str | None
     stages: str | None
     init: bool  # False (--no-init): never create or seed pgbench's tables
+    connect_timeout: float | None  # seconds to wait for a server still starting (default 30)
+    # pgbench's flags, with its names and meaning: builtins are -b NAME[@W]
+    # (pgbench's names or unique prefixes, or dbload's), transactions_per_client
+    # is -t, query_mode -M (simple, extended, prepared), connect_per_transaction
+    # -C, jobs -j (processes mode's worker processes), scale -s, random_seed
+    # --random-seed (an integer, "time" or "rand"); log (-l) writes pgbench's
+    # transaction log to log_prefix.PID[.N], aggregated with
+    # aggregate_interval seconds or sampled with sampling_rate.
+    builtins: Sequence[str]
+    transactions_per_client: int | None
+    query_mode: str | None
+    connect_per_transaction: bool
+    jobs: int | None
+    scale: int | None
+    random_seed: str | None
+    log: bool
+    log_prefix: str | None
+    aggregate_interval: int | None
+    sampling_rate: float | None
 
 
 def prepare_options(
@@ -142,14 +193,27 @@ def prepare_options(
     """Validate every option and parse the scripts, before touching a database."""
     check_known(options)
     get_executor(mode)  # unknown mode fails here, first
-    batch = options.get("transactions"), options.get("duration")
+    clients = check_concurrency(mode, concurrency)
+    total = check_per_client(
+        options.get("transactions_per_client"),
+        options.get("transactions"),
+        options.get("duration"),
+        clients,
+    )
+    batch = total, options.get("duration")
     warmup = check_warmup(options.get("warmup", 0.0))
     rate = check_rate(options.get("rate"))
     stages = check_stages(options.get("stages"), rate, batch, warmup)
     n, t = check_batch(*batch) if stages is None else (None, stages.duration_s)
-    loaded = load_workload(options.get("files", ()), workload, options.get("defines"))
+    known = builtin_names()
+    builtins = [resolve_builtin(spec, known) for spec in options.get("builtins", ())]
+    chosen = ([workload] if workload is not None else []) + builtins
+    loaded = load_workload(options.get("files", ()), chosen or None, options.get("defines"))
     if "scale" in loaded.defines:
         check_scale(loaded.defines["scale"])
+    seed = pick_seed(parse_random_seed(options.get("random_seed"), options.get("seed")))
+    query_mode = check_query_mode(options.get("query_mode"))
+    check_script_mode(loaded, query_mode)  # \; needs -M simple, a pipeline the other two
     return RunOptions(
         workload=loaded,
         mode=mode,
@@ -157,7 +221,7 @@ def prepare_options(
         transactions=n,
         duration_s=t,
         warmup_s=warmup,
-        seed=pick_seed(options.get("seed")),
+        seed=seed,
         statement_timeout_ms=parse_timeout_ms(options.get("statement_timeout")),
         max_errors=check_max_errors(options.get("max_errors")),
         max_tries=check_max_tries(options.get("max_tries")),
@@ -167,7 +231,38 @@ def prepare_options(
         latency_limit_ms=parse_duration_ms(options.get("latency_limit"), "--latency-limit"),
         stages=stages,
         init=options.get("init", True),
+        connect_timeout_s=connect_timeout_s(options.get("connect_timeout")),
+        query_mode=query_mode,
+        connect_per_transaction=bool(options.get("connect_per_transaction", False)),
+        processes=check_jobs(mode, options.get("jobs")),
+        scale=check_scale_option(options.get("scale"), loaded.defines),
+        log=_log_spec(mode, clients, seed, t, options),
     )
+
+
+def _log_spec(
+    mode: str, clients: int, seed: int, duration_s: float | None, options: Options
+) -> LogSpec | None:
+    """-l and its companions, checked as pgbench checks them; the files of
+    every worker that may write one are refused now if they exist."""
+    log, prefix = bool(options.get("log", False)), options.get("log_prefix")
+    aggregate, sampling = options.get("aggregate_interval"), options.get("sampling_rate")
+    check_log_options(log, prefix, aggregate, sampling, duration_s)
+    if not log:
+        return None
+    spec = LogSpec(
+        prefix=prefix or DEFAULT_PREFIX,
+        pid=os.getpid(),
+        aggregate_s=aggregate or 0,
+        sampling_rate=sampling or 0.0,
+        throttled=options.get("rate") is not None or options.get("stages") is not None,
+        latency_limit=options.get("latency_limit") is not None,
+        retries=(options.get("max_tries") or 1) != 1,
+        seed=seed,
+    )
+    # processes mode: at most a worker process a client
+    check_log_files(spec, clients if mode == "processes" else 1)
+    return spec
 
 
 def check_known(options: Mapping[str, object]) -> None:
@@ -244,9 +339,11 @@ def compare(
     db: str = "auto",
     stop: threading.Event | None = None,
     observer: Observer | None = None,
+    servers: Sequence[str] | str | None = None,
     **options: Unpack[Options],
 ) -> Comparison:
-    """Run one workload in several modes (and concurrencies) on one database.
+    """Run one workload in several modes (and concurrencies) on one database,
+    or on each of ``servers`` in turn.
 
     Every cell runs the same batch with the same seed: client k draws the
     same parameters in every mode, so cells of one concurrency send the same
@@ -257,23 +354,68 @@ def compare(
     Without ``transactions`` or ``duration`` each cell runs 5 s. Setting
     ``stop`` ends the comparison after the cell in progress, which is kept
     (marked interrupted).
+
+    ``servers`` (``embedded``, ``container:IMAGE``, ``dsn:URI``; a list or
+    one comma-separated string) replaces ``dsn`` and ``db``: every server
+    is started and prepared first (they must hold the same scale), then
+    the same cells, batch and seed run on each in turn.
     """
     cells = compare_cells(modes, concurrency)
+    if options.get("log"):  # every cell would write the same files
+        raise UsageError("-l/--log writes one run's transaction log: use it with `dbload run`")
+    specs = None if servers is None else parse_servers(servers)
+    if specs is not None and (dsn is not None or db != "auto"):
+        raise UsageError("--servers names every server; drop --dsn and --db")
     if options.get("transactions") is None and options.get("duration") is None:
         options["duration"] = COMPARE_DURATION_S
     options["seed"] = pick_seed(options.get("seed"))
     prepared = [prepare_options(workload, mode, c, **options) for mode, c in cells]
     stop = stop or threading.Event()
-    with ready_for(prepared[0], db, dsn, observer) as (database, scale):
-        check_connections(database.dsn, max(cell.concurrency for cell in prepared))
-        results: list[Result] = []
-        for index, cell in enumerate(prepared):
-            if stop.is_set():
-                break
-            (observer or Observer()).cell(cell.mode, cell.concurrency, index, len(prepared))
-            results.append(run_on(database, scale, cell, stop=stop, observer=observer))
+    observer = observer or Observer()
+    results: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        targets = _targets(stack, specs, prepared[0], db, dsn, observer)
+        for database, _ in targets:
+            check_connections(database.dsn, max(cell.concurrency for cell in prepared))
+        total = len(prepared) * len(targets)
+        for number, (database, scale) in enumerate(targets):
+            if specs is not None and not stop.is_set():
+                observer.server(database.label, number, len(targets))
+            for index, cell in enumerate(prepared, start=number * len(prepared)):
+                if stop.is_set():
+                    break
+                observer.cell(cell.mode, cell.concurrency, index, total)
+                results.append(run_on(database, scale, cell, stop=stop, observer=observer))
     name = prepared[0].workload.name
     return Comparison(workload=name, results=tuple(results), created_at=_now())
+
+
+def _targets(
+    stack: contextlib.ExitStack,
+    specs: Sequence[ServerSpec] | None,
+    options: RunOptions,
+    db: str,
+    dsn: str | None,
+    observer: Observer,
+) -> list[tuple[Database, int]]:
+    """The databases a comparison runs on, each ready (its data prepared),
+    held open by ``stack``: the one of ``db``/``dsn``, or each of ``specs``."""
+    if specs is None:
+        return [stack.enter_context(ready_for(options, db, dsn, observer))]
+    targets = []
+    for spec in specs:
+        timeout = options.connect_timeout_s
+        opened = open_server(spec, connect_timeout=timeout, on_wait=observer.waiting)
+        database = stack.enter_context(opened)
+        targets.append((database, _prepare(database, options.workload, options.init, observer)))
+    scales = {database.label: scale for database, scale in targets}
+    if len(set(scales.values())) > 1:
+        held = ", ".join(f"{label} scale {scale}" for label, scale in scales.items())
+        raise DatabaseError(
+            f"--servers: the servers hold different data sets ({held}); load the same"
+            " scale on each (dbload seed --scale N --force --dsn URI)"
+        )
+    return targets
 
 
 def compare_cells(
@@ -299,26 +441,42 @@ def database_ready(
     workload: Workload | None = None,
     init: bool = True,
     observer: Observer | None = None,
+    connect_timeout: float | None = None,
 ) -> Iterator[tuple[Database, int]]:
     """Resolve the database and prepare what ``workload`` needs; yields it and its scale.
 
     pgbench's tables are created and seeded (scale 1) only when the workload
     names one of them (no ``workload``: always), and ``observer`` is told;
     ``init=False`` (``--no-init``) makes missing or empty tables an error.
+    A server still starting is waited for up to ``connect_timeout`` s.
     """
-    with open_database(db, dsn) as database:
-        names = None if workload is None else pgbench_tables(s.sql for s in workload.statements)
-        ready = prepare_data(database.dsn, names, init=init)
-        if ready.message:
-            (observer or Observer()).data_prepared(ready)
-        yield database, ready.scale
+    told = (observer or Observer()).waiting
+    with open_database(db, dsn, connect_timeout=connect_timeout, on_wait=told) as database:
+        yield database, _prepare(database, workload, init, observer or Observer())
+
+
+def _prepare(database: Database, workload: Workload | None, init: bool, observer: Observer) -> int:
+    """Create and seed what ``workload`` needs on ``database`` (see
+    :func:`database_ready`); its scale."""
+    names = None if workload is None else pgbench_tables(s.sql for s in workload.statements)
+    ready = prepare_data(database.dsn, names, init=init)
+    if ready.message:
+        observer.data_prepared(ready)
+    return ready.scale
 
 
 def ready_for(
     options: RunOptions, db: str, dsn: str | None, observer: Observer | None
 ) -> AbstractContextManager[tuple[Database, int]]:
     """:func:`database_ready` for what ``options`` will run."""
-    return database_ready(db, dsn, workload=options.workload, init=options.init, observer=observer)
+    return database_ready(
+        db,
+        dsn,
+        workload=options.workload,
+        init=options.init,
+        observer=observer,
+        connect_timeout=options.connect_timeout_s,
+    )
 
 
 def run_on(
@@ -336,6 +494,9 @@ def run_on(
     info = DatabaseInfo(
         kind=database.kind, url=database.url, server_version=server_version(database.dsn)
     )
+    if database.label:  # compare --servers: say which, and how it is set up
+        settings = server_settings(database.dsn)
+        info = replace(info, server=database.label, image=database.image, settings=settings)
     observer.database(info)
     # asked for more than the server has, the extra workers would fail one
     # by one (or a pool wait for ever): say it before anything runs
@@ -351,7 +512,7 @@ def run_on(
         duration_s=options.duration_s,
         warmup_s=options.warmup_s,
         seed=options.seed,
-        scale=check_scale(workload.defines["scale"]) if "scale" in workload.defines else scale,
+        scale=_scale(options.scale, scale, workload),
         dsn=make_conninfo(database.dsn, application_name=tag),
         statement_timeout_ms=options.statement_timeout_ms,
         max_tries=options.max_tries,
@@ -361,9 +522,15 @@ def run_on(
         rate=options.rate,
         latency_limit_ms=options.latency_limit_ms,
         stages=options.stages,
+        query_mode=options.query_mode,
+        connect_per_transaction=options.connect_per_transaction,
+        processes=options.processes,
+        log=options.log,
     )
-    recorder = Recorder(len(workload.statements))
+    recorder = Recorder(len(workload.statements), scripts=len(workload.scripts))
     recorder.latency_limit_ns = plan.latency_limit_ns
+    if plan.mode != "processes":  # there each worker process writes its own file
+        recorder.attach_log(plan.log)
     if options.max_errors:
         recorder.abort_after(options.max_errors, stop)
     # the server view and CPU, over the measured window (after the warm-up)
@@ -378,6 +545,15 @@ def run_on(
     return _result(
         plan, executor, recorder, watch.cpu, info, started, interrupted=interrupted, server=server
     )
+
+
+def _scale(given: int | None, data_scale: int, workload: Workload) -> int:
+    """The run's scale: ``-D scale=N``, else ``-s`` checked against the data
+    when the workload reads pgbench's tables, else the data's."""
+    if "scale" in workload.defines:
+        return check_scale(workload.defines["scale"])
+    tables = pgbench_tables(s.sql for s in workload.statements)
+    return check_scale_matches(given, data_scale, bool(tables))
 
 
 def _check_modes(modes: Sequence[str]) -> list[str]:
@@ -454,7 +630,21 @@ def _result(
         lag=summarize(recorder.lag) if plan.rate else None,
         stages=plan.stages,
         server=server,
+        per_script=script_stats(
+            recorder, [(s.name, s.weight, s.statements) for s in workload.scripts]
+        ),
+        query_mode=plan.query_mode,
+        connect_per_transaction=plan.connect_per_transaction,
+        log_files=_log_files(plan),
     )
+
+
+def _log_files(plan: Plan) -> tuple[str, ...]:
+    """The -l files the run wrote (processes mode: those of its workers)."""
+    if plan.log is None:
+        return ()
+    workers = worker_processes(plan) if plan.mode == "processes" else 1
+    return tuple(str(path) for path in plan.log.paths(workers) if path.exists())
 
 
 def _versions(server: str, driver: str) -> dict[str, str]:

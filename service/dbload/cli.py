@@ -32,10 +32,12 @@ from dbload.api import (
 )
 from dbload.api import compare as run_compare
 from dbload.capacity import Step, parse_slo, search, search_options
-from dbload.config import Plan, check_progress, parse_sweep
+from dbload.config import Plan, check_progress, connection_dsn, parse_sweep, resolve_builtin
 from dbload.database import embedded
+from dbload.database.container import Terminated
 from dbload.database.redact import hide_password_in_title, redact
-from dbload.database.resolve import Database, open_database
+from dbload.database.resolve import Database, env_dsn, open_database
+from dbload.database.servers import parse_servers
 from dbload.errors import DbloadError, UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import DatabaseInfo, Result
@@ -54,7 +56,7 @@ from dbload.report.load import load_saved
 from dbload.schema.migrate import migrate as migrate_schema
 from dbload.schema.seed import Readiness
 from dbload.schema.seed import seed as seed_data
-from dbload.workload.parser import builtin_names
+from dbload.workload.parser import builtin_names, builtin_text
 
 T = TypeVar("T")
 
@@ -71,6 +73,8 @@ class _Group(typer.core.TyperGroup):
             return super().invoke(ctx)
         except DbloadError as exc:
             raise typer.Exit(_fail(str(exc), exc.exit_code)) from None
+        except Terminated:  # SIGTERM while a container starts (database/container.py)
+            raise typer.Exit(_fail("interrupted by SIGTERM", 128 + signal.SIGTERM)) from None
         except KeyboardInterrupt:
             raise typer.Exit(_fail("interrupted", 130)) from None
 
@@ -83,7 +87,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Manage the embedded PostgreSQL server.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Manage the embedded PostgreSQL server (and prune dbload's containers).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 
 DsnOpt = Annotated[
@@ -103,6 +110,16 @@ DbOpt = Annotated[
         help="Where the database comes from: auto, dsn, container or embedded.",
     ),
 ]
+ConnectTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--connect-timeout",
+        metavar="SECONDS",
+        help="Wait this long for a server that is still starting (refuses, closes or"
+        " answers 57P03); 0: do not wait \\[default: $DBLOAD_CONNECT_TIMEOUT, else 30].",
+        show_default=False,
+    ),
+]
 
 
 class _CliObserver(Observer):
@@ -118,6 +135,10 @@ class _CliObserver(Observer):
     def data_prepared(self, readiness: Readiness) -> None:
         if not self.quiet:
             self.out.print(f"[dim]note:[/] {readiness.message}", highlight=False)
+
+    def waiting(self, message: str) -> None:
+        if not self.quiet:
+            self.out.print(message, highlight=False, markup=False)
 
     def database(self, info: DatabaseInfo) -> None:
         if not self.quiet:
@@ -288,6 +309,201 @@ ThresholdOpt = Annotated[
 ]
 
 
+# -- pgbench's flags (issue 12), for `run`: the same letters and meaning as
+# pgbench's where they do not clash with dbload's (README, "Options") --------
+
+
+def _show_script(name: str | None) -> None:
+    """--show-script NAME: print a built-in and exit (as pgbench's, on stdout)."""
+    if name is not None:
+        print(builtin_script(name), end="")
+        raise typer.Exit()
+
+
+BuiltinOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--builtin",
+        "-b",
+        metavar="NAME[@W]",
+        help="Add a built-in script weighted W: pgbench's tpcb-like, simple-update,"
+        " select-only (or a unique prefix) or one of `dbload workloads`; repeatable.",
+        show_default=False,
+    ),
+]
+SelectOnlyOpt = Annotated[
+    bool, typer.Option("--select-only", "-S", help='Same as "-b select-only".')
+]
+SkipUpdatesOpt = Annotated[
+    bool, typer.Option("--skip-some-updates", "-N", help='Same as "-b simple-update".')
+]
+PerClientOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--transactions",
+        "-t",
+        metavar="N",
+        help="Transactions each client runs, as pgbench -t (-n is the batch in all).",
+        show_default=False,
+    ),
+]
+ConnectOpt = Annotated[
+    bool, typer.Option("--connect", "-C", help="A new connection for each transaction.")
+]
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--protocol",
+        "-M",
+        metavar="MODE",
+        help="simple, extended or prepared \\[default: prepared; pgbench's is simple].",
+        show_default=False,
+    ),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Worker processes of -m processes \\[default: one per core]; the other"
+        " modes run in one process.",
+        show_default=False,
+    ),
+]
+ScaleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--scale",
+        "-s",
+        metavar="N",
+        help="Scale to report and use as :scale; must match pgbench's tables when the"
+        " workload reads them.",
+        show_default=False,
+    ),
+]
+RandomSeedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--random-seed",
+        metavar="SEED",
+        help='pgbench\'s form of --seed: an integer, "time" or "rand".',
+        show_default=False,
+    ),
+]
+HostOpt = Annotated[
+    str | None,
+    typer.Option("--host", "-h", metavar="HOST", help="Server host or socket directory.",
+                 show_default=False),
+]  # fmt: skip
+PortOpt = Annotated[
+    str | None,
+    typer.Option("--port", "-p", metavar="PORT", help="Server port.", show_default=False),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--username", "-U", metavar="USER", help="Connect as USER.", show_default=False),
+]
+DbnameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dbname",
+        "-d",
+        metavar="NAME",
+        help="Database name (psql's -d; pgbench's -d is --debug).",
+        show_default=False,
+    ),
+]
+LogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--log", "-l", help="Write pgbench's per-transaction log: PREFIX.PID, .PID.N per worker."
+    ),
+]
+LogPrefixOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-prefix",
+        metavar="PREFIX",
+        help="Prefix of -l's files \\[default: pgbench_log].",
+        show_default=False,
+    ),
+]
+AggregateOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--aggregate-interval",
+        metavar="SECONDS",
+        help="-l: a line per interval of SECONDS, pgbench's aggregated format.",
+        show_default=False,
+    ),
+]
+SamplingOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--sampling-rate",
+        metavar="RATE",
+        help="-l: log this fraction of the transactions (0.01: 1%).",
+        show_default=False,
+    ),
+]
+ShowScriptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--show-script",
+        metavar="NAME",
+        help="Print a built-in script (as -b names it) and exit.",
+        callback=_show_script,
+        is_eager=True,
+        show_default=False,
+    ),
+]
+
+
+def builtin_script(name: str, option: str = "--show-script") -> str:
+    """A built-in's text by -b's rules (pgbench's names and prefixes too)."""
+    return builtin_text(resolve_builtin(name, builtin_names(), option).partition("@")[0])
+
+
+def _pgbench_options(
+    builtins: list[str] | None,
+    select_only: bool,
+    skip_some_updates: bool,
+    per_client: int | None,
+    connect: bool,
+    protocol: str | None,
+    jobs: int | None,
+    scale: int | None,
+    random_seed: str | None,
+    log: tuple[bool, str | None, int | None, float | None],
+) -> Options:
+    """The run options of pgbench's flags; -S and -N add their scripts after -b's.
+    ``-b list`` lists the built-ins and exits, as pgbench's."""
+    chosen = list(builtins or ())
+    if "list" in chosen:
+        workloads()
+        raise typer.Exit()
+    chosen += ["select-only"] * select_only + ["simple-update"] * skip_some_updates
+    options: Options = {}
+    if chosen:
+        options["builtins"] = chosen
+    if per_client is not None:
+        options["transactions_per_client"] = per_client
+    if connect:
+        options["connect_per_transaction"] = True
+    if protocol is not None:
+        options["query_mode"] = protocol
+    if jobs is not None:
+        options["jobs"] = jobs
+    if scale is not None:
+        options["scale"] = scale
+    if random_seed is not None:
+        options["random_seed"] = random_seed
+    options["log"], options["log_prefix"], options["aggregate_interval"] = log[:3]
+    options["sampling_rate"] = log[3]
+    return options
+
+
 def _options(
     file: list[str] | None,
     define: list[str] | None,
@@ -426,6 +642,25 @@ def run(
     quiet: QuietOpt = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
+    connect_timeout: ConnectTimeoutOpt = None,
+    builtin: BuiltinOpt = None,
+    select_only: SelectOnlyOpt = False,
+    skip_some_updates: SkipUpdatesOpt = False,
+    per_client: PerClientOpt = None,
+    connect: ConnectOpt = False,
+    protocol: ProtocolOpt = None,
+    jobs: JobsOpt = None,
+    scale: ScaleOpt = None,
+    random_seed: RandomSeedOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    username: UserOpt = None,
+    dbname: DbnameOpt = None,
+    log: LogOpt = False,
+    log_prefix: LogPrefixOpt = None,
+    aggregate_interval: AggregateOpt = None,
+    sampling_rate: SamplingOpt = None,
+    show_script: ShowScriptOpt = None,
 ) -> None:
     """Run one workload in one mode and print a pgbench-like report."""
     check_progress(progress_s)
@@ -439,9 +674,19 @@ def run(
     common["rate"] = rate
     common["latency_limit"] = latency_limit
     common["stages"] = stages
+    common["connect_timeout"] = connect_timeout
+    common.update(
+        _pgbench_options(
+            builtin, select_only, skip_some_updates, per_client, connect, protocol, jobs, scale,
+            random_seed, (log, log_prefix, aggregate_interval, sampling_rate),
+        )
+    )  # fmt: skip
+    dsn = connection_dsn(dsn, env_dsn(), host, port, username, dbname)
     if find_max_rate or slo:
         if not find_max_rate:
             raise UsageError("--slo is the objective of --find-max-rate; give both")
+        if log:
+            raise UsageError("--find-max-rate runs many steps; -l logs one run: drop -l")
         if thresholds:
             raise UsageError("--find-max-rate judges each step by --slo; drop --threshold")
         if outputs.junit or outputs.csv:
@@ -646,6 +891,17 @@ def compare(
     quiet: QuietOpt = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
+    connect_timeout: ConnectTimeoutOpt = None,
+    servers: Annotated[
+        str | None,
+        typer.Option(
+            "--servers",
+            metavar="LIST",
+            help="Run the same cells on each server, side by side: embedded,"
+            " container:IMAGE, dsn:URI (comma-separated); replaces --dsn and --db.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one workload in several modes (and concurrencies); print the speedups."""
     outputs = _Outputs.checked(json_path, junit_path, csv_path)
@@ -654,9 +910,12 @@ def compare(
         file, define, queries, duration, warmup, seed, statement_timeout, max_tries, isolation,
         cpu_work, no_init,
     )  # fmt: skip
+    common["connect_timeout"] = connect_timeout
     mode_list = [m for m in modes.split(",") if m.strip()]
     sweep = parse_sweep(concurrency)
     compare_cells(mode_list, sweep)  # bad --modes or -c fail before any database
+    if servers is not None:
+        parse_servers(servers)  # an unknown kind fails before any server starts
     # imported here: matplotlib costs ~0.4 s, which `dbload run` need not pay
     from dbload.report import html
 
@@ -668,7 +927,7 @@ def compare(
     with _stop_on_signals(stop, chatter) as caught:
         comparison = run_compare(
             workload, modes=mode_list, concurrency=sweep, dsn=dsn, db=db, stop=stop,
-            observer=_CompareObserver(chatter, quiet), **common,
+            observer=_CompareObserver(chatter, quiet), servers=servers, **common,
         )  # fmt: skip
     print_comparison(out, comparison)
     verdicts = [judge(thresholds, result) for result in comparison.results]
@@ -696,8 +955,7 @@ def _exit_for_comparison(
     for result in comparison.results:
         found = console_report.outcome(result)
         if found is not None and found.level == "error":
-            cell = f"{result.mode} c={result.concurrency}"
-            raise typer.Exit(_fail(f"{cell}: {found.message}", 1))
+            raise typer.Exit(_fail(f"{_cell_name(result)}: {found.message}", 1))
     crossed = [
         (result, v)
         for result, cell in zip(comparison.results, verdicts, strict=True)
@@ -707,8 +965,14 @@ def _exit_for_comparison(
     if crossed:
         result, first = crossed[0]
         more = f" (and {len(crossed) - 1} more)" if len(crossed) > 1 else ""
-        where = f"{result.mode} c={result.concurrency}"
+        where = _cell_name(result)
         raise typer.Exit(_fail(f"threshold failed in {where}: {first.describe()}{more}", 99))
+
+
+def _cell_name(result: Result) -> str:
+    """``async c=8``, and ``on SERVER`` for a cell of ``compare --servers``."""
+    server = f" on {result.database.server}" if result.database.server else ""
+    return f"{result.mode} c={result.concurrency}{server}"
 
 
 @app.command()
@@ -759,6 +1023,11 @@ class _CompareObserver(_CliObserver):
     def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
         if not self.quiet:
             self.out.print(f"[dim][{index + 1}/{total}][/] {mode} c={concurrency}", highlight=False)
+
+    def server(self, label: str, index: int, total: int) -> None:
+        self._shown_database = False  # each server's database line
+        if not self.quiet:
+            self.out.print(f"server {index + 1}/{total}: {label}", highlight=False, markup=False)
 
 
 def _exit_if_interrupted(caught: list[int]) -> None:
@@ -817,19 +1086,34 @@ def _parse_defines(items: list[str]) -> dict[str, str]:
 
 
 @app.command()
-def workloads() -> None:
+def workloads(
+    show: Annotated[
+        str | None,
+        typer.Option(
+            "--show",
+            metavar="NAME",
+            help="Print built-in NAME's script (for pgbench -f); pgbench's names and prefixes too.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """List the built-in workloads."""
     from dbload.workload.parser import builtin_description
 
+    if show is not None:
+        print(builtin_script(show, "--show"), end="")
+        return
     out = Console()
     for name in builtin_names():
-        out.print(f"[bold]{name:10}[/] {builtin_description(name)}", highlight=False)
+        out.print(f"[bold]{name:13}[/] {builtin_description(name)}", highlight=False)
 
 
 @app.command()
-def migrate(dsn: DsnOpt = None, db: DbOpt = "auto") -> None:
+def migrate(
+    dsn: DsnOpt = None, db: DbOpt = "auto", connect_timeout: ConnectTimeoutOpt = None
+) -> None:
     """Create or upgrade dbload's schema (alembic upgrade head)."""
-    with open_database(db, dsn) as database:
+    with open_database(db, dsn, connect_timeout=connect_timeout, on_wait=_tell_waiting) as database:
         migrate_schema(database.dsn)
         Console().print(f"schema up to date on {database.kind} {database.url}", highlight=False)
 
@@ -850,11 +1134,12 @@ def seed(
     ] = False,
     dsn: DsnOpt = None,
     db: DbOpt = "auto",
+    connect_timeout: ConnectTimeoutOpt = None,
 ) -> None:
     """Load pgbench's demo data set (the same rows as pgbench -i -s N) with COPY."""
     if scale < 1:
         raise UsageError(f"--scale must be at least 1, got {scale}")
-    with open_database(db, dsn) as database:
+    with open_database(db, dsn, connect_timeout=connect_timeout, on_wait=_tell_waiting) as database:
         # seed() migrates when the schema is missing, after checking that
         # pgbench_* tables already there are dbload's own
         done = seed_data(database.dsn, scale, force=force)
@@ -865,6 +1150,11 @@ def seed(
         out.print(
             f"loaded scale {scale}: {done.rows:,} rows in {done.seconds:.1f} s", highlight=False
         )
+
+
+def _tell_waiting(message: str) -> None:
+    """migrate and seed: the one "waiting for the server" line, on stderr."""
+    make_console(stderr=True).print(message, highlight=False, markup=False)
 
 
 @db_app.command("up")
@@ -901,6 +1191,24 @@ def db_url() -> None:
     if not status.running:
         raise DbloadError("the embedded server is not running; start it with `dbload db up`")
     print(status.url)
+
+
+@db_app.command("prune")
+def db_prune(
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Also those of dbload processes still running."),
+    ] = False,
+) -> None:
+    """Remove the containers of dbload processes that are gone (killed outright)."""
+    from dbload.database.container import prune
+
+    done = prune(everything=everything)
+    out = Console()
+    for name in done.removed:
+        out.print(f"removed {name}", highlight=False)
+    kept = f"; kept {len(done.kept)} of running dbload processes" if done.kept else ""
+    out.print(f"{len(done.removed)} container(s) removed{kept}", highlight=False)
 
 
 def _version(value: bool) -> None:

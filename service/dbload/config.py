@@ -9,12 +9,17 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg.conninfo import make_conninfo
+
 from dbload.errors import UsageError
 from dbload.report.files import refuse_overwrite, why_unwritable
+from dbload.report.pgbench_log import LogSpec
 from dbload.workload.arrivals import RateProfile, parse_stages
 from dbload.workload.model import Workload
 
@@ -88,6 +93,9 @@ class Plan:
     query_mode: str = "prepared"
     # -C: a new connection for every transaction, as pgbench -C (its cost counts)
     connect_per_transaction: bool = False
+    # -l: pgbench's transaction log; the recorder writes it, one file per
+    # worker process (processes mode's workers open theirs from this)
+    log: LogSpec | None = None
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every worker connection starts with."""
@@ -297,3 +305,142 @@ def parse_sweep(text: str) -> list[int]:
 def pick_seed(seed: int | None) -> int:
     """A user seed, or a fresh one that the result records for replay."""
     return seed if seed is not None else secrets.randbelow(2**31)
+
+
+# -- pgbench's flags -----------------------------------------------------------
+
+# pgbench's built-in scripts, in its order: -b takes a unique prefix of one
+PGBENCH_BUILTINS = ("tpcb-like", "simple-update", "select-only")
+QUERY_MODES = ("simple", "extended", "prepared")
+UINT64 = 2**64
+
+
+def resolve_builtin(spec: str, known: Sequence[str], option: str = "-b") -> str:
+    """``-b NAME[@W]``: a dbload built-in by its name (``known``), else one of
+    pgbench's by a unique prefix, as pgbench's findBuiltin; returns
+    ``name[@W]`` with the full name."""
+    name, sep, weight = spec.rpartition("@")
+    if not sep:
+        name, weight = spec, ""
+    if name in known:
+        return spec
+    found = [b for b in PGBENCH_BUILTINS if b.startswith(name)]
+    if len(found) == 1:
+        return found[0] + (f"@{weight}" if sep else "")
+    listed = ", ".join(PGBENCH_BUILTINS)
+    if not found:
+        raise UsageError(
+            f"{option}: no built-in script found for name {name!r}; pgbench's are {listed}"
+            f" (and dbload's: {', '.join(k for k in known if k not in PGBENCH_BUILTINS)})"
+        )
+    raise UsageError(
+        f"{option}: ambiguous built-in name: {len(found)} built-in scripts found for prefix"
+        f" {name!r} ({', '.join(found)})"
+    )
+
+
+def check_per_client(
+    per_client: int | None, transactions: int | None, duration_s: float | None, concurrency: int
+) -> int | None:
+    """``-t N`` (pgbench's transactions per client) as dbload's batch in all."""
+    if per_client is None:
+        return transactions
+    if duration_s is not None:
+        raise UsageError(
+            "specify either a number of transactions (-t) or a duration (-T), not both"
+        )
+    if transactions is not None:
+        raise UsageError("give -t (transactions per client) or -n/--iterations (in all), not both")
+    if per_client < 1:
+        raise UsageError(f"-t/--transactions must be at least 1, got {per_client}")
+    return per_client * concurrency
+
+
+def parse_random_seed(text: str | None, seed: int | None) -> int | None:
+    """``--random-seed``: an integer (read as pgbench's unsigned 64 bits),
+    ``time`` or ``rand``; the seed it gives is recorded for replay."""
+    if text is None:
+        return seed
+    if seed is not None:
+        raise UsageError("give --seed or --random-seed, not both")
+    word = text.strip()
+    if word == "time":
+        return time.time_ns() // 1000 % UINT64
+    if word == "rand":
+        return secrets.randbelow(UINT64)
+    if not re.fullmatch(r"[+-]?[0-9]+", word):
+        raise UsageError(
+            f"--random-seed: unrecognized random seed option {text!r};"
+            ' expecting an unsigned integer, "time" or "rand"'
+        )
+    return int(word) % UINT64
+
+
+def check_query_mode(mode: str | None) -> str:
+    if mode is None:
+        return "prepared"
+    if mode not in QUERY_MODES:
+        raise UsageError(f"invalid query mode (-M): {mode!r}; choose {', '.join(QUERY_MODES)}")
+    return mode
+
+
+def check_jobs(mode: str, jobs: int | None) -> int | None:
+    """``-j N``: worker processes of processes mode (pgbench's threads). The
+    other modes run in one process (threads: a thread per client already),
+    so they take no -j but 1."""
+    if jobs is None:
+        return None
+    if jobs < 1:
+        raise UsageError(f"-j/--jobs must be at least 1, got {jobs}")
+    if mode != "processes" and jobs != 1:
+        raise UsageError(
+            f"-j {jobs}: worker processes are for -m processes; {mode} mode runs in one"
+            " process (threads: one thread per client, -c); add -m processes or drop -j"
+        )
+    return jobs if mode == "processes" else None
+
+
+def check_scale_option(scale: int | None, defines: Mapping[str, object]) -> int | None:
+    """``-s N``: the scale to report (and :scale), checked against the data."""
+    if scale is None:
+        return None
+    if scale < 1:
+        raise UsageError(f"-s/--scale must be at least 1, got {scale}")
+    if "scale" in defines:
+        raise UsageError("give -s or -D scale=N, not both")
+    return scale
+
+
+def check_scale_matches(scale: int | None, data_scale: int, uses_pgbench_tables: bool) -> int:
+    """The run's scale: ``-s`` must be the data's when the workload reads
+    pgbench's tables (pgbench ignores -s then; dbload says so)."""
+    if scale is None:
+        return data_scale
+    if uses_pgbench_tables and scale != data_scale:
+        raise UsageError(
+            f"-s {scale}: the pgbench tables hold scale {data_scale}; load scale {scale} with"
+            f" `dbload seed -s {scale} --force` (or pgbench -i -s {scale}), or drop -s"
+        )
+    return scale
+
+
+def connection_dsn(
+    dsn: str | None,
+    base: str | None,
+    host: str | None = None,
+    port: str | None = None,
+    user: str | None = None,
+    dbname: str | None = None,
+) -> str | None:
+    """``-h/-p/-U/-d`` over ``--dsn`` (else ``base``, the environment's DSN,
+    else libpq's PG* variables): psql's and pgbench's connection options."""
+    given = {"host": host, "port": port, "user": user, "dbname": dbname}
+    overrides = {key: value for key, value in given.items() if value is not None}
+    if not overrides:
+        return dsn
+    if port is not None and not port.strip().isdigit():
+        raise UsageError(f"-p/--port: {port!r} is not a port number")
+    try:
+        return make_conninfo(dsn or base or "", **overrides)
+    except psycopg.ProgrammingError:  # a malformed --dsn; its text may hold a password
+        raise UsageError("malformed DSN under -h/-p/-U/-d") from None

@@ -16,8 +16,11 @@ at the end. A server that was configured (a DSN, PG* variables, a forced
 misconfigured CI must not go green. Only with nothing configured and no
 server available are they skipped, with the reason.
 
-``transactions`` is the batch, shared by the workers (``-n``); an unknown
-keyword is a TypeError.
+``transactions`` is the batch, shared by the workers (``-n``); pgbench's
+flags have their keywords too (``builtins=["tpcb-like@3"]``,
+``transactions_per_client`` for ``-t``, ``query_mode``, ``log``...: see
+:class:`dbload.api.Options`, the one list the CLI, the API and this plugin
+share); an unknown keyword is a TypeError.
 
 The runner's runs execute in their own thread and event loop, so they work
 in plain tests and, through ``await dbload_runner.run_async(...)``, in
@@ -180,6 +183,8 @@ class DbloadRunner:
     def baseline(self, mode: str, request: dict[str, Any], measured: Result) -> Result:
         options = dict(request)
         workload = options.pop("workload")
+        for name in ("log", "log_prefix", "aggregate_interval", "sampling_rate"):
+            options.pop(name, None)  # -l is this run's log, not the baseline's
         if measured.planned_transactions is not None:
             share = measured.planned_transactions // max(1, measured.concurrency)
             options["transactions"] = max(10, share)

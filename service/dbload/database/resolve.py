@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +13,10 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbload.database import embedded
-from dbload.database.container import docker_available, postgres_container
+from dbload.database.container import docker_available, engine_name, postgres_container
 from dbload.database.environ import given, setting
 from dbload.database.redact import redact
+from dbload.database.wait import NotReady, connect_timeout_s, describe, until_ready
 from dbload.errors import DatabaseError, UsageError
 
 CHOICES = ("auto", "dsn", "container", "embedded")
@@ -38,6 +39,9 @@ LIBPQ_ENV = (
 
 _log = logging.getLogger("dbload")
 
+# Told once when dbload starts waiting for a server (see database/wait.py).
+OnWait = Callable[[str], None]
+
 
 @dataclass(frozen=True, slots=True)
 class Database:
@@ -45,6 +49,8 @@ class Database:
 
     kind: str  # "dsn" | "container" | "embedded"
     dsn: str = field(repr=False)
+    label: str = ""  # compare --servers: the entry that named it (see database/servers.py)
+    image: str | None = None  # a container's image
 
     @property
     def url(self) -> str:
@@ -83,7 +89,7 @@ def libpq_environment() -> dict[str, str]:
     return {name: value for name in LIBPQ_ENV if (value := setting(name)) is not None}
 
 
-def resolve_libpq_environment() -> str:
+def resolve_libpq_environment(timeout_s: float = 0.0, on_wait: OnWait | None = None) -> str:
     """Connect as psql does with no arguments; the DSN of the server it reached.
 
     libpq is the judge of what the PG* variables and the service and password
@@ -93,9 +99,18 @@ def resolve_libpq_environment() -> str:
     user and password libpq ended up with: every driver goes there.
     """
     env = _libpq_parameters()
-    probe = {"connect_timeout": str(CONNECT_TIMEOUT_S)} if "connect_timeout" not in env else {}
+
+    def attempt(seconds: int) -> psycopg.Connection[Any]:
+        probe = {"connect_timeout": str(seconds)} if "connect_timeout" not in env else {}
+        return psycopg.connect(make_conninfo(**probe))
+
+    shown = ", ".join(
+        f"{name}={'***' if name == 'PGPASSWORD' else value}"
+        for name, value in libpq_environment().items()
+    )
+    where = f"the server of the PG* environment ({shown})"
     try:
-        with psycopg.connect(make_conninfo(**probe)) as conn:
+        with _until_ready(attempt, where, timeout_s, on_wait) as conn:
             info = conn.info
             params = {**env, "host": info.host, "port": str(info.port)}
             params.update(dbname=info.dbname, user=info.user)
@@ -103,12 +118,9 @@ def resolve_libpq_environment() -> str:
                 params["hostaddr"] = info.hostaddr
             if info.password:  # also from .pgpass or a service file
                 params["password"] = info.password
+    except NotReady as exc:
+        raise DatabaseError(_not_ready(where, env, exc)) from None
     except psycopg.Error as exc:
-        shown = ", ".join(
-            f"{name}={'***' if name == 'PGPASSWORD' else value}"
-            for name, value in libpq_environment().items()
-        )
-        where = f"the server of the PG* environment ({shown})"
         raise DatabaseError(_explain(where, env, exc)) from None
     return make_conninfo(**params)
 
@@ -123,17 +135,50 @@ def _libpq_parameters() -> dict[str, str]:
     return found
 
 
-def check_connection(dsn: str) -> str:
-    """Connect once; returns the server version or raises a one-line DatabaseError."""
+def check_connection(dsn: str, timeout_s: float = 0.0, on_wait: OnWait | None = None) -> str:
+    """Connect; returns the server version or raises a one-line DatabaseError.
+
+    A server that is still starting is waited for up to ``timeout_s``
+    (see :mod:`dbload.database.wait`; 0: one attempt), ``on_wait`` told once.
+    """
     try:
-        with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        params: Mapping[str, Any] = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        params = {}
+
+    def attempt(seconds: int) -> psycopg.Connection[Any]:
+        return psycopg.connect(dsn, connect_timeout=seconds)
+
+    try:
+        with _until_ready(attempt, redact(dsn), timeout_s, on_wait) as conn:
             return server_version_of(conn)
+    except NotReady as exc:
+        raise DatabaseError(_not_ready(redact(dsn), params, exc)) from None
     except psycopg.Error as exc:
-        try:
-            params: Mapping[str, Any] = conninfo_to_dict(dsn)
-        except psycopg.Error:
-            params = {}
         raise DatabaseError(_explain(redact(dsn), params, exc)) from None
+
+
+def _until_ready(
+    attempt: Callable[[int], psycopg.Connection[Any]],
+    where: str,
+    timeout_s: float,
+    on_wait: OnWait | None,
+) -> psycopg.Connection[Any]:
+    """:func:`~dbload.database.wait.until_ready`, telling ``on_wait`` in words."""
+
+    def told(exc: psycopg.Error, seconds: float) -> None:
+        if on_wait is not None:
+            on_wait(f"waiting for the server at {where} ({describe(exc)}), up to {seconds:g} s…")
+
+    return until_ready(attempt, timeout_s, told)
+
+
+def _not_ready(where: str, params: Mapping[str, Any], exc: NotReady) -> str:
+    """Why the wait ended: the server's last answer and how long it was waited for."""
+    return (
+        f"{_explain(where, params, exc.error)}; still so after waiting"
+        f" {exc.waited_s:g} s (--connect-timeout)"
+    )
 
 
 def check_connections(dsn: str, wanted: int) -> None:
@@ -225,8 +270,19 @@ def server_version(dsn: str) -> str:
 
 
 @contextmanager
-def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Database]:
+def open_database(
+    choice: str = "auto",
+    dsn: str | None = None,
+    *,
+    connect_timeout: float | None = None,
+    on_wait: OnWait | None = None,
+) -> Iterator[Database]:
     """Resolve, start if needed and check the database; clean up what we started.
+
+    A server given by DSN or the PG* variables that is still starting (it
+    refuses, closes the connection or answers 57P03) is waited for up to
+    ``connect_timeout`` seconds (default: $DBLOAD_CONNECT_TIMEOUT, else 30;
+    see :mod:`dbload.database.wait`), ``on_wait`` told once in one line.
 
     ``choice``: "auto" (``dsn``, else $DBLOAD_DSN, else $DATABASE_URL, else
     libpq's PG* variables, else a container when Docker answers, else
@@ -235,6 +291,7 @@ def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Data
     """
     if choice not in CHOICES:
         raise UsageError(f"unknown --db {choice!r}; choose one of {', '.join(CHOICES)}")
+    timeout_s = connect_timeout_s(connect_timeout)
     dsn = given(dsn)
     if dsn and choice in ("container", "embedded"):
         raise UsageError(
@@ -245,17 +302,19 @@ def open_database(choice: str = "auto", dsn: str | None = None) -> Iterator[Data
         dsn = dsn or env_dsn()
     if dsn and choice in ("auto", "dsn"):
         database = Database("dsn", normalize_dsn(dsn))
-        check_connection(database.dsn)
+        check_connection(database.dsn, timeout_s, on_wait)
         yield database
     elif choice in ("auto", "dsn") and libpq_environment():
-        yield Database("dsn", resolve_libpq_environment())
+        yield Database("dsn", resolve_libpq_environment(timeout_s, on_wait))
     elif choice == "dsn":
         raise UsageError(
             "--db dsn needs --dsn, $DBLOAD_DSN, $DATABASE_URL or libpq's PG* variables"
         )
     elif choice == "container":
         if not docker_available():
-            raise DatabaseError("--db container: no Docker engine answered within 1 s")
+            raise DatabaseError(
+                f"--db container: no Docker engine answered at {engine_name()} within 1 s"
+            )
         with _container() as database:
             yield database
     elif choice == "auto" and docker_available():

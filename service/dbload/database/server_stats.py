@@ -34,6 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
+from dbload.database.container import cpu_clock_for
 from dbload.database.redact import redact
 from dbload.measure.cpu import Backends, CpuMeter, find_postmaster
 from dbload.measure.server import (
@@ -431,7 +432,10 @@ class Monitor:
         return int(row["n"]) if row else 0
 
     def postmaster_cpu(self, dsn: str) -> CpuMeter:
-        """A CPU meter for the server's processes when they run on this machine."""
+        """A CPU meter for the server's processes when they run on this machine,
+        or for the container's cgroup when ``dsn`` reaches a container."""
+        if (clock := cpu_clock_for(dsn)) is not None:
+            return CpuMeter(None, clock.note, clock=clock.read)
         with self._lock:
             return CpuMeter(*find_postmaster(_data_directory(self._conn, dsn)))
 

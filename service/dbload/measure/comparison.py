@@ -73,6 +73,7 @@ class Row:
     server_cpu_pct: float | None
     bound: str  # CLIENT_CPU, SERVER_CPU, SERVER_WAIT or UNKNOWN
     why: str  # the figures behind ``bound``, one line
+    server: str = ""  # compare --servers: the server it ran on ("": the only one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,26 +87,46 @@ class Delta:
 def rows(comparison: Comparison) -> list[Row]:
     """The compare table, one row per run in the comparison's order.
 
-    ``speedup`` is throughput over the first sequential run's throughput.
+    ``speedup`` is throughput over the first sequential run's throughput
+    (with ``--servers``, the first sequential run on the same server).
     ``ideal_pct`` relates it to ``concurrency``, the speedup that perfect
     overlap of server waits would give: N clients that each spend all their
     time waiting on the server finish N times the work of one. 100 % means
     the mode hid every wait; far below means something else (client CPU,
     server CPU, locks) capped it.
     """
-    base = baseline(comparison.results)
     labels = run_labels(comparison.results)
-    return [_row(r, label, base) for r, label in zip(comparison.results, labels, strict=True)]
+    return [
+        _row(r, label, baseline(comparison.results, r.database.server))
+        for r, label in zip(comparison.results, labels, strict=True)
+    ]
 
 
-def baseline(results: Iterable[Result]) -> Result | None:
-    """The run speedups are measured against: the first sequential one."""
-    return next((r for r in results if r.mode == "sequential"), None)
+def baseline(results: Iterable[Result], server: str | None = None) -> Result | None:
+    """The run speedups are measured against: the first sequential one (of
+    ``server``'s runs, when given: ``compare --servers``)."""
+    return next(
+        (
+            r
+            for r in results
+            if r.mode == "sequential" and (server is None or r.database.server == server)
+        ),
+        None,
+    )
+
+
+def servers(results: Iterable[Result]) -> list[str]:
+    """The ``--servers`` labels of the runs, each once, in run order ([] without)."""
+    return list(dict.fromkeys(r.database.server for r in results if r.database.server))
 
 
 def run_labels(results: tuple[Result, ...]) -> list[str]:
-    """``mode c=clients`` per run; repeated pairs (``dbload report A B``) get ``(run N)``."""
-    plain = [f"{r.mode} c={r.concurrency}" for r in results]
+    """``mode c=clients`` per run (``server mode c=clients`` when the runs
+    span several servers); repeated ones (``dbload report A B``) get ``(run N)``."""
+    several = len(servers(results)) > 1
+    plain = [
+        f"{r.database.server + ' ' if several else ''}{r.mode} c={r.concurrency}" for r in results
+    ]
     counts = Counter(plain)
     return [
         label if counts[label] == 1 else f"{label} (run {i})"
@@ -133,6 +154,7 @@ def _row(result: Result, label: str, base: Result | None) -> Row:
         server_cpu_pct=None if cpu is None else cpu.server_pct,
         bound=bound,
         why=why,
+        server=result.database.server,
     )
 
 
@@ -271,6 +293,7 @@ def environment(comparison: Comparison) -> list[tuple[str, str]]:
         ("scale", each(r.scale for r in runs)),
         ("server", each(f"PostgreSQL {r.database.server_version}" for r in runs)),
         ("database", each(f"{r.database.kind}: {r.database.url}" for r in runs)),
+        *_servers_environment(runs),
         ("drivers", each(_drivers(v) for v in versions)),
         ("CPU cores", each(r.cpu.cores if r.cpu else None for r in runs)),
         ("python", each(v.get("python") for v in versions)),
@@ -278,6 +301,25 @@ def environment(comparison: Comparison) -> list[tuple[str, str]]:
         ("dbload", each(v.get("dbload") for v in versions)),
         ("created", comparison.created_at),
     ]
+
+
+def _servers_environment(runs: Iterable[Result]) -> list[tuple[str, str]]:
+    """``compare --servers``: per server, its version and image, and its settings."""
+    seen: dict[str, Result] = {}
+    for r in runs:
+        if r.database.server:
+            seen.setdefault(r.database.server, r)
+    pairs: list[tuple[str, str]] = []
+    for label, r in seen.items():
+        info = r.database
+        about = f"PostgreSQL {info.server_version}"
+        if info.image:
+            about += f", image {info.image}"
+        pairs.append((f"server {label}", about))
+        if info.settings:
+            shown = ", ".join(f"{k}={v}" for k, v in info.settings.items() if k != "version")
+            pairs.append((f"settings {label}", shown))
+    return pairs
 
 
 def _batch(result: Result) -> str:

@@ -14,7 +14,7 @@ apart as the other sessions' CPU.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +104,18 @@ class CpuMeter:
     postmaster's whole process tree, whoever its sessions serve.
     """
 
-    def __init__(self, postmaster: psutil.Process | None, note: str) -> None:
+    def __init__(
+        self,
+        postmaster: psutil.Process | None,
+        note: str,
+        clock: Callable[[], float | None] | None = None,
+    ) -> None:
         self._postmaster = postmaster
         self._note = note
+        # A server in a container: its cgroup's CPU seconds, the whole server
+        # (its pids are not ours to see). See dbload.database.container.
+        self._clock = clock
+        self._clock0: float | None = None
         self._t0 = 0.0
         self._client0 = 0.0
         self._server0: dict[int, float] = {}
@@ -119,12 +128,13 @@ class CpuMeter:
     @property
     def local(self) -> bool:
         """Whether the server's processes are visible here."""
-        return self._postmaster is not None
+        return self._postmaster is not None or self._clock is not None
 
     def start(self, backends: Backends | None = None) -> None:
         self._t0 = time.perf_counter()
         self._client0 = _own_cpu()
         self._server0 = self._server_cpu(backends)
+        self._clock0 = self._clock() if self._clock is not None else None
 
     def stop(self, backends: Backends | None = None) -> CpuUse | None:
         """Sample again; the use since :meth:`start` (None if never started)."""
@@ -134,7 +144,13 @@ class CpuMeter:
         client = _own_cpu() - self._client0
         server = others = None
         note = self._note
-        if self._postmaster is not None:
+        if self._clock is not None:
+            now_s = self._clock()
+            if now_s is None or self._clock0 is None:
+                note = f"{note}: its CPU could not be read (the container is gone?)"
+            else:
+                server = now_s - self._clock0
+        elif self._postmaster is not None:
             now = self._server_cpu(backends)
             n = 0 if backends is None else len(backends.own & now.keys())
             if backends is None:

@@ -52,6 +52,10 @@ class RecorderState:
     incidents: tuple[str, ...] = ()  # new since the previous delta
     lag: str = ""  # open loop: encoded HDR histogram of schedule lag, µs
     error_examples: dict[str, str] = field(default_factory=dict)  # new since the previous delta
+    # per script: encoded latency histograms, successes and failures (one each a script)
+    scripts: tuple[str, ...] = ()
+    script_ok: tuple[int, ...] = ()
+    script_failed: tuple[int, ...] = ()
 
 
 def _encoded(hist: HdrHistogram) -> str:
@@ -72,6 +76,9 @@ def state_of(recorder: Recorder) -> RecorderState:
         incidents=tuple(recorder.incidents),
         lag=_encoded(recorder.lag),
         error_examples=dict(recorder.error_examples),
+        scripts=tuple(_encoded(h) for h in recorder.script_latency),
+        script_ok=tuple(recorder.script_ok),
+        script_failed=tuple(recorder.script_failed),
     )
 
 
@@ -91,6 +98,8 @@ class DeltaTaker:
         self._intervals = 0
         self._incidents = 0
         self._examples: set[str] = set()
+        self._script_ok: list[int] = []
+        self._script_failed: list[int] = []
 
     def take(self, recorder: Recorder) -> RecorderState:
         transactions, recorder.transactions = recorder.transactions, new_histogram()
@@ -99,6 +108,9 @@ class DeltaTaker:
         recorder.statements = [new_histogram() for _ in statements]
         counters = {name: getattr(recorder, name) for name in COUNTERS}
         errors = dict(recorder.errors)
+        scripts = recorder.script_latency
+        recorder.script_latency = [new_histogram() for _ in scripts]
+        script_ok, script_failed = list(recorder.script_ok), list(recorder.script_failed)
         state = RecorderState(
             transactions=_encoded(transactions),
             statements=tuple(_encoded(h) for h in statements),
@@ -112,7 +124,11 @@ class DeltaTaker:
             error_examples={
                 k: v for k, v in recorder.error_examples.items() if k not in self._examples
             },
+            scripts=tuple(_encoded(h) for h in scripts),
+            script_ok=_minus(script_ok, self._script_ok),
+            script_failed=_minus(script_failed, self._script_failed),
         )
+        self._script_ok, self._script_failed = script_ok, script_failed
         self._examples.update(state.error_examples)
         self._counters, self._errors = counters, errors
         self._incidents += len(state.incidents)
@@ -148,6 +164,26 @@ def merge_into(recorder: Recorder, state: RecorderState) -> None:
     for code, message in state.error_examples.items():
         recorder.error_examples.setdefault(code, message)
     recorder.ended_ns = max(recorder.ended_ns, state.ended_ns)
+    _merge_scripts(recorder, state)
+
+
+def _minus(now: list[int], before: list[int]) -> tuple[int, ...]:
+    return tuple(v - (before[i] if i < len(before) else 0) for i, v in enumerate(now))
+
+
+def _merge_scripts(recorder: Recorder, state: RecorderState) -> None:
+    """Per-script figures add like the run's (a worker may know fewer scripts:
+    it grows its lists when a script first runs)."""
+    count = max(len(state.scripts), len(state.script_ok), len(state.script_failed))
+    if count > len(recorder.script_ok):
+        recorder.grow_scripts(count - 1)
+    for index, encoded in enumerate(state.scripts):
+        if encoded:
+            recorder.script_latency[index].decode_and_add(encoded.encode("ascii"))
+    for index, value in enumerate(state.script_ok):
+        recorder.script_ok[index] += value
+    for index, value in enumerate(state.script_failed):
+        recorder.script_failed[index] += value
 
 
 def _merge_series(series: list[Interval], parts: tuple[Interval, ...], first: int) -> None:

@@ -14,13 +14,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from dbload.measure.histogram import new_histogram, percentile_of_counts, record
 from dbload.workload.model import SLEEP, Step
 
 NS_PER_S = 1_000_000_000
-# which histogram a pending value goes to (statements: their index, >= 0)
-TRANSACTIONS, LAG = -1, -2
+# which histogram a pending value goes to (statements: their index, >= 0;
+# script k's transactions: SCRIPTS - k)
+TRANSACTIONS, LAG, SCRIPTS = -1, -2, -3
 # pending values recorded per record() call: at least what one transaction
 # can add (a latency, a lag, one per statement), so the queue never grows
 DRAIN_MIN = 4
@@ -39,6 +41,35 @@ class Interval:
     transactions: int
     errors: int
     p99_ms: float
+
+
+class TransactionSink(Protocol):
+    """Where each measured transaction goes as it ends (pgbench's -l log,
+    dbload.report.pgbench_log): called under the recorder's lock."""
+
+    def begin(self, measure_from_ns: int) -> None: ...
+
+    def transaction(
+        self,
+        client: int,
+        script: int,
+        start_ns: int,
+        end_ns: int,
+        error: str | None,
+        tries: int,
+        lag_ns: int | None,
+    ) -> None: ...
+
+    def skipped(self, client: int, script: int, at_ns: int) -> None: ...
+
+    def close(self, end_ns: int) -> None: ...
+
+
+class SinkSpec(Protocol):
+    """A picklable description of a sink (a Plan field), opened per worker
+    process: processes mode's workers each open their own."""
+
+    def open(self, worker: int = 0) -> TransactionSink: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +91,21 @@ class Recorder:
     anyway) and costs ~0.1 µs.
     """
 
-    def __init__(self, n_statements: int, *, interval_s: float = 1.0) -> None:
+    def __init__(self, n_statements: int, *, interval_s: float = 1.0, scripts: int = 1) -> None:
         self.interval_ns = int(interval_s * NS_PER_S)
         self.transactions = new_histogram()
         self.statements = [new_histogram() for _ in range(n_statements)]
+        # per script (pgbench's per-script report): successes, failures and
+        # the successes' latencies; grown on demand (a worker process's
+        # recorder is built without the count)
+        self.script_ok = [0] * scripts
+        self.script_failed = [0] * scripts
+        self.script_latency = [new_histogram() for _ in range(scripts)]
+        self._script_buf: list[dict[int, int]] = [{} for _ in range(scripts)]
+        # -l: the per-transaction sink (see attach_log), open from begin() to
+        # finish(); None: no log
+        self.log: TransactionSink | None = None
+        self._log_spec: tuple[SinkSpec, int] | None = None
         self.series: list[Interval] = []
         self.ok = 0
         self.failed = 0
@@ -109,6 +151,13 @@ class Recorder:
         self._pending: deque[tuple[int, int, int]] = deque()
         self._drain_per_record = DRAIN_MIN + n_statements
 
+    def attach_log(self, spec: SinkSpec | None, worker: int = 0) -> None:
+        """Send every measured transaction to the sink ``spec`` opens for
+        ``worker`` (processes mode: each worker process its own). It is
+        opened when the clock starts: a run that fails while it connects and
+        prepares leaves no empty log behind."""
+        self._log_spec = None if spec is None else (spec, worker)
+
     def abort_after(self, max_errors: int, stop: threading.Event) -> None:
         """Set ``stop`` once ``max_errors`` transactions have failed (--max-errors)."""
         self._max_errors, self._stop = max_errors, stop
@@ -129,6 +178,10 @@ class Recorder:
         self.measure_from_ns = now + int(warmup_s * NS_PER_S)
         self._next_tick_ns = self.measure_from_ns + self.interval_ns
         self._roll_ns = self._next_tick_ns + ROLL_SLACK_NS
+        if self._log_spec is not None:
+            spec, worker = self._log_spec
+            self.log = spec.open(worker)
+            self.log.begin(self.measure_from_ns)
         if self.on_begin is not None:
             self.on_begin()
         return now
@@ -173,7 +226,12 @@ class Recorder:
                 lag[lag_ns // 1000] = lag.get(lag_ns // 1000, 0) + 1
             if self.latency_limit_ns and error is None:
                 self.late += end_ns - start_ns > self.latency_limit_ns
+            if script >= len(self.script_ok):
+                self.grow_scripts(script)
+            if self.log is not None:
+                self.log.transaction(client, script, start_ns, end_ns, error, tries, lag_ns)
             if error is not None:
+                self.script_failed[script] += 1
                 self.failed += 1
                 self._interval_errors += 1
                 self.errors[error] = self.errors.get(error, 0) + 1
@@ -184,8 +242,11 @@ class Recorder:
                     self._stop.set()
             else:
                 self.ok += 1
+                self.script_ok[script] += 1
                 us = (end_ns - start_ns) // 1000
                 self._buf[us] = self._buf.get(us, 0) + 1
+                counts = self._script_buf[script]
+                counts[us] = counts.get(us, 0) + 1
             for (index, _), ns in zip(steps, step_ns, strict=False):
                 if index != SLEEP:
                     counts = self._stmt_buf[index]
@@ -194,13 +255,15 @@ class Recorder:
             if self._pending:
                 self._drain(self._drain_per_record)
 
-    def skip(self, due_ns: int, lag_ns: int) -> None:
+    def skip(self, due_ns: int, lag_ns: int, *, script: int = 0, client: int = 0) -> None:
         """Open loop: a transaction not run because it was already later than
         --latency-limit when a worker was free for it (pgbench -L with -R)."""
         if due_ns < self.measure_from_ns:
             return
         with self._lock:
             self.skipped += 1
+            if self.log is not None:
+                self.log.skipped(client, script, due_ns + lag_ns)
             self._lag_buf[lag_ns // 1000] = self._lag_buf.get(lag_ns // 1000, 0) + 1
 
     def cancel(self) -> None:
@@ -218,6 +281,9 @@ class Recorder:
             if now > self.measure_from_ns:
                 self._flush(partial_end_ns=now)
             self._drain(len(self._pending))
+            if self.log is not None:
+                self.log.close(now)
+                self.log = None
         if self.on_finish is not None:
             self.on_finish()
 
@@ -239,6 +305,14 @@ class Recorder:
         return max(0.0, (end - self.measure_from_ns) / NS_PER_S)
 
     # -- internals -----------------------------------------------------------
+
+    def grow_scripts(self, script: int) -> None:
+        """Room for scripts up to index ``script``."""
+        more = script + 1 - len(self.script_ok)
+        self.script_ok += [0] * more
+        self.script_failed += [0] * more
+        self.script_latency += [new_histogram() for _ in range(more)]
+        self._script_buf += [{} for _ in range(more)]
 
     def _roll(self) -> None:
         self._flush(partial_end_ns=None)
@@ -275,6 +349,10 @@ class Recorder:
             if counts:
                 pending.extend((index, us, n) for us, n in counts.items())
                 self._stmt_buf[index] = {}
+        for index, counts in enumerate(self._script_buf):
+            if counts:
+                pending.extend((SCRIPTS - index, us, n) for us, n in counts.items())
+                self._script_buf[index] = {}
         if self.on_interval is not None:
             self.on_interval()
 
@@ -290,6 +368,8 @@ class Recorder:
                 hist = self.transactions
             elif which == LAG:
                 hist = self.lag
+            elif which <= SCRIPTS:
+                hist = self.script_latency[SCRIPTS - which]
             else:
                 hist = self.statements[which]
             record(hist, us, n)

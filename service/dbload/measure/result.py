@@ -20,10 +20,32 @@ class StatementStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptStats:
+    """One script's figures when several run (pgbench's per-script report)."""
+
+    name: str
+    weight: int
+    ok: int
+    failed: int
+    latency: LatencySummary  # of its successful transactions
+    statements: tuple[int, ...]  # its statements: indexes into Result.statements
+
+    @property
+    def transactions(self) -> int:
+        return self.ok + self.failed
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseInfo:
     kind: str  # "dsn" | "container" | "embedded"
     url: str  # redacted
     server_version: str
+    # compare --servers: the entry that named it ("embedded", "container:IMAGE",
+    # "dsn:URI" redacted), the image of a container, and settings that shape
+    # the figures (shared_buffers, fsync, ...); empty for a run on one server
+    server: str = ""
+    image: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +96,12 @@ class Result:
     # the server's message (first line) seen first for each code of ``errors``
     error_examples: dict[str, str] = field(default_factory=dict)
 
+    # per script, in the order given (pgbench's "SQL script N"); () for old files
+    per_script: tuple[ScriptStats, ...] = ()
+    query_mode: str = "prepared"  # -M
+    connect_per_transaction: bool = False  # -C
+    log_files: tuple[str, ...] = ()  # -l: pgbench-format transaction logs written
+
     @property
     def tps(self) -> float:
         """Successful transactions per second, as pgbench counts them."""
@@ -95,3 +123,21 @@ def statement_stats(
 
 def latency_of(recorder: Recorder) -> tuple[LatencySummary, str]:
     return summarize(recorder.transactions), encode(recorder.transactions)
+
+
+def script_stats(
+    recorder: Recorder, scripts: list[tuple[str, int, tuple[int, ...]]]
+) -> tuple[ScriptStats, ...]:
+    """Per-script figures of ``scripts`` (name, weight, statement indexes)."""
+    recorder.grow_scripts(len(scripts) - 1)
+    return tuple(
+        ScriptStats(
+            name=name,
+            weight=weight,
+            ok=recorder.script_ok[index],
+            failed=recorder.script_failed[index],
+            latency=summarize(recorder.script_latency[index]),
+            statements=statements,
+        )
+        for index, (name, weight, statements) in enumerate(scripts)
+    )

@@ -18,23 +18,28 @@ import psycopg
 from psycopg import pq
 
 from dbload.config import Plan
-from dbload.errors import WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.modes.base import (
     CLIENT_CHECK_MS,
+    NOT_SQL,
     QUERY_CANCELED,
     RETRYABLE,
-    Schedule,
+    SCRIPT_FAILED,
+    Client,
     clients_label,
     first_line,
     gave_up,
-    prepare_error,
+    interpolate,
+    lazy_statements,
+    make_clients,
     reconnect_until,
-    script_failed,
+    run_shell,
+    settle,
+    skip_check,
 )
 from dbload.workload.cpu import burn
-from dbload.workload.model import SLEEP, ScriptRuntimeError
-from dbload.workload.stream import ParameterStream
+from dbload.workload.model import ScriptRuntimeError
+from dbload.workload.stream import QUERY, SHELL, SLEEP, Request, Txn
 
 _IDLE = pq.TransactionStatus.IDLE
 LOST_CONNECTION = "08006"  # connection_failure: the socket closed with no SQLSTATE
@@ -53,26 +58,32 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
-def prepare_all(conn: psycopg.Connection[Any], plan: Plan) -> None:
+def prepare_all(conn: psycopg.Connection[Any], plan: Plan) -> set[int]:
     """Ask the server to prepare every statement, to fail before the clock starts.
 
     psycopg keeps its own prepared statements (prepare=True on execute); this
     check prepares under a private name and deallocates, on the libpq level,
-    so a bad table or column is reported with its file and line.
+    so a bad table or column is reported with its file and line. Returns the
+    statements left to be prepared when first run (see ``lazy_statements``).
     """
     pgconn = conn.pgconn
     if conn.info.server_version >= 140000:
         # see CLIENT_CHECK_MS; refused only by a server on a platform without it
         pgconn.exec_(b"SET client_connection_check_interval = %d" % CLIENT_CHECK_MS)
+    refused: dict[int, str] = {}
     for index, statement in enumerate(plan.workload.statements):
+        if skip_check(plan, statement):
+            continue
         name = f"dbload_check_{index}".encode()
         result = pgconn.prepare(name, statement.sql.encode())
         if pgconn.status != pq.ConnStatus.OK:
             raise psycopg.OperationalError("the connection was lost while preparing")
         if result.status != pq.ExecStatus.COMMAND_OK:
             message = (result.error_message or b"").decode(errors="replace")
-            raise prepare_error(statement, _strip_severity(message))
+            refused[index] = _strip_severity(message)
+            continue
         pgconn.exec_(b"DEALLOCATE " + name)
+    return lazy_statements(plan, refused)
 
 
 def _strip_severity(message: str) -> str:
@@ -106,25 +117,120 @@ class _Cancelled(Exception):
     """A \\sleep cut short by the cancel after the grace period."""
 
 
-class _Client:
-    """One client's stream and its share of the batch, on a worker's connection."""
+class _Link:
+    """A worker's connection and how it does the interpreter's I/O
+    (one per connection: a new one after a reconnect, or per transaction
+    with -C)."""
 
-    __slots__ = ("done", "due", "id", "quota", "schedule", "stream")
+    __slots__ = ("conn", "cursor", "encoding", "execute", "pgconn", "pipe", "query",
+                 "sqls", "statements")  # fmt: skip
 
-    def __init__(self, plan: Plan, client_id: int, recorder: Recorder) -> None:
-        self.id = client_id
-        self.stream = ParameterStream(
-            plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale
-        )
-        self.quota = plan.quota(client_id)
-        self.done = 0
-        self.schedule = Schedule(plan, client_id, recorder.started_ns) if plan.rate else None
-        # open loop: when its next transaction is due (the earliest goes first)
-        self.due = 0 if self.schedule is None else self.schedule.next()
+    def __init__(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
+        self.conn = conn
+        self.pgconn = conn.pgconn
+        self.cursor = psycopg.RawCursor(conn)
+        self.execute = self.cursor.execute
+        self.encoding = conn.info.encoding
+        self.statements = plan.workload.statements
+        self.sqls = [s.sql for s in self.statements]
+        # the open \startpipeline: psycopg's context manager and its pipeline
+        self.pipe: tuple[Any, psycopg.Pipeline] | None = None
+        modes = {"simple": self._simple, "extended": self._extended}
+        self.query: Callable[[Request], Any] = modes.get(plan.query_mode, self._prepared)
 
-    @property
-    def has_work(self) -> bool:
-        return self.quota is None or self.done < self.quota
+    def _prepared(self, request: Request) -> Any:
+        self.execute(self.sqls[request[1]], request[2], prepare=True)
+        return self._rows(request[3]) if request[3] else None
+
+    def _extended(self, request: Request) -> Any:
+        # prepare=False: an unnamed statement, parsed again each time
+        self.execute(self.sqls[request[1]], request[2], prepare=False)
+        return self._rows(request[3]) if request[3] else None
+
+    def _simple(self, request: Request) -> Any:
+        # no parameters: psycopg sends one simple-protocol Query message
+        # (outside a pipeline), which may hold several statements (\;)
+        self.execute(interpolate(self.statements[request[1]], request[2]), prepare=False)
+        return self._rows(request[3]) if request[3] else None
+
+    def _rows(self, fetch: int) -> Any:
+        """The results as text, as pgbench stores them: the last one for
+        \\gset, every one for \\aset."""
+        results = []
+        cursor = self.cursor
+        while True:
+            if (res := cursor.pgresult) is not None:
+                results.append(_text_result(res, self.encoding))
+            if not cursor.nextset():
+                break
+        if fetch == 2:
+            return results
+        return results[-1] if results else ((), [])
+
+    def pipeline(self, kind: str) -> None:
+        if kind == "start":
+            manager = self.conn.pipeline()
+            self.pipe = (manager, manager.__enter__())
+        elif kind == "sync":
+            assert self.pipe is not None  # the interpreter checks the order
+            self.pipe[1].sync()
+        else:
+            assert self.pipe is not None
+            manager, self.pipe = self.pipe[0], None
+            manager.__exit__(None, None, None)
+
+    def abandon_pipeline(self) -> None:
+        """Leave pipeline mode after a failure, dropping what is still queued."""
+        if self.pipe is not None:
+            manager, self.pipe = self.pipe[0], None
+            # a plain exit: the server already discards what follows an
+            # error until the sync; an exit "with" the error would log it
+            with contextlib.suppress(Exception):
+                manager.__exit__(None, None, None)
+
+
+def _text_result(res: pq.abc.PGresult, encoding: str) -> tuple[tuple[str, ...], list[Any]]:
+    fields = range(res.nfields)
+    columns = tuple((res.fname(i) or b"").decode(encoding) for i in fields)
+    rows = [
+        tuple(None if (v := res.get_value(r, c)) is None else v.decode(encoding) for c in fields)
+        for r in range(res.ntuples)
+    ]
+    return columns, rows
+
+
+def _execute(
+    link: _Link, txn: Txn, cancelled: threading.Event, steps: list[Any], step_ns: list[int], t: int
+) -> int:
+    """Run one try of a transaction: the interpreter's requests, each timed
+    (the end of one is the start of the next). Returns its end."""
+    perf = time.perf_counter_ns
+    query = link.query
+    try:
+        request = next(txn)
+        while True:
+            kind = request[0]
+            if kind is QUERY:
+                answer = query(request)
+                steps.append((request[1], request[2]))
+            elif kind is SLEEP:
+                if cancelled.wait(request[1]):
+                    raise _Cancelled
+                answer = None
+                steps.append(NOT_SQL)
+            elif kind is SHELL:
+                answer = run_shell(request[1], request[2])
+                steps.append(NOT_SQL)
+            else:
+                link.pipeline(request[1])
+                answer = None
+                steps.append(NOT_SQL)
+            now = perf()
+            step_ns.append(now - t)
+            t = now
+            request = txn.send(answer)
+    except StopIteration:
+        return t
 
 
 def run_worker(
@@ -136,6 +242,7 @@ def run_worker(
     stop: threading.Event,
     reconnect: Reconnect,
     in_flight: InFlight,
+    connect: Callable[[], psycopg.Connection[Any]] | None = None,
 ) -> psycopg.Connection[Any]:
     """Run ``clients``' shares of the batch on one connection: one client
     per thread in threads mode; in sequential mode all of them, their
@@ -144,15 +251,20 @@ def run_worker(
 
     A lost connection counts as a failed transaction; ``reconnect`` gives a
     new one (or None once the run is stopping). A serialization failure or
-    deadlock is run again with the same parameters, up to ``plan.max_tries``
-    tries. A script that fails on the client side aborts its client only.
-    Returns the connection in use.
+    deadlock is run again from the same random state, up to
+    ``plan.max_tries`` tries. A script that fails on the client side, or
+    ends inside a transaction block, aborts its client only. With -C
+    (``plan.connect_per_transaction``) each transaction opens its own
+    connection with ``connect``, inside its latency. Returns the connection
+    in use.
 
     Twin of ``async_._worker``: a change to one belongs in the other.
     """
-    active = _clients(plan, clients, recorder)
-    execute = psycopg.RawCursor(conn).execute
-    sqls = [s.sql for s in plan.workload.statements]
+    active = make_clients(plan, clients, recorder)
+    per_txn = plan.connect_per_transaction and connect is not None
+    if per_txn:
+        conn.close()  # each transaction opens its own
+    link = _Link(conn, plan)
     perf = time.perf_counter_ns
     record = recorder.record
     measure_from = recorder.measure_from_ns
@@ -173,12 +285,8 @@ def run_worker(
             turn %= len(active)
             client = active[turn]
             turn += 1
-        try:
-            txn = client.stream.next()
-        except ScriptRuntimeError as exc:
-            script_failed(recorder, f"client {client.id}", str(exc), perf())
-            active.remove(client)
-            continue
+        stream = client.stream
+        txn = stream.transaction()
         # open loop: latency counts from the scheduled start, so a worker
         # that falls behind shows up in latency, not only in lag
         start = perf() if client.schedule is None else client.due
@@ -197,69 +305,105 @@ def run_worker(
                 continue
         if loops:
             burn(loops)
+        if per_txn:
+            assert connect is not None
+            fresh = _connect_for(connect, recorder, client)
+            if fresh is None:
+                active.remove(client)
+                continue
+            conn, link = fresh, _Link(fresh, plan)
+            in_flight.use(worker, conn)
         tries = 0
         while True:
             tries += 1
+            steps: list[Any] = []
             step_ns: list[int] = []
             error: str | None = None
             message: str | None = None
-            t = perf() if tries > 1 or loops or lag is not None else start
+            t = perf() if tries > 1 or loops or lag is not None or per_txn else start
             try:
-                for index, args in txn.steps:
-                    if index == SLEEP:
-                        if cancelled.wait(args[0]):  # type: ignore[arg-type]
-                            raise _Cancelled
-                    else:
-                        execute(sqls[index], args, prepare=True)
-                    # one clock read per step: the end of one is the start of the next
-                    now = perf()
-                    step_ns.append(now - t)
-                    t = now
+                t = _execute(link, txn, cancelled, steps, step_ns, t)
             except psycopg.Error as exc:
+                link.abandon_pipeline()
                 error, message = _recover(conn, exc)
                 t = perf()
                 retry = error in RETRYABLE and tries < max_tries
                 if retry and _may_retry(conn, stop, deadline, t):
+                    txn = stream.transaction(retry=True)
                     continue
             except _Cancelled:
                 error = QUERY_CANCELED
+            except ScriptRuntimeError as exc:
+                error = SCRIPT_FAILED
+                message = str(exc)
             break
-        if error == QUERY_CANCELED and stop.is_set():
+        if error is None and link.pgconn.transaction_status == _IDLE:
+            # the common case, without settle()'s call
+            record(start, t, steps, step_ns, None, tries, lag, None,
+                   script=stream.script, client=client.id)  # fmt: skip
+            client.done += start >= measure_from
+        elif error == QUERY_CANCELED and stop.is_set():
             recorder.cancel()
+            client.done += start >= measure_from
         else:
-            record(start, t, txn.steps, step_ns, error, tries, lag, message)
-        if start >= measure_from:
-            client.done += 1
-            if not client.has_work:
+            in_block = error is None and link.pgconn.transaction_status != _IDLE
+            if error == SCRIPT_FAILED or in_block:
+                _end_aborted(link)
+            if not settle(recorder, client, start, t, steps, step_ns, error, tries, lag,
+                          message, in_block):  # fmt: skip
                 active.remove(client)
-        if conn.closed:
+        if not client.has_work and client in active:
+            active.remove(client)
+        if per_txn:
+            conn.close()
+        elif conn.closed and active:
             until = reconnect_until(plan, deadline)
             fresh = reconnect(conn, until)
             if fresh is None:
                 gave_up(plan, recorder, clients_label(clients), t, until, deadline)
                 break
-            conn = fresh
-            execute = psycopg.RawCursor(conn).execute
+            conn, link = fresh, _Link(fresh, plan)
             in_flight.use(worker, conn)
     return conn
 
 
-def _clients(plan: Plan, clients: Sequence[int], recorder: Recorder) -> list[_Client]:
-    """The clients with work to do; one whose script fails already (a \\set
-    that folds to a division by zero with its :client_id) is aborted."""
-    made = []
-    for client_id in clients:
+def _connect_for(
+    connect: Callable[[], psycopg.Connection[Any]], recorder: Recorder, client: Client
+) -> psycopg.Connection[Any] | None:
+    """-C: a connection for one transaction; None (the client is aborted,
+    as pgbench aborts it) when the server refuses."""
+    try:
+        return connect()
+    except psycopg.Error as exc:
+        code = exc.sqlstate or LOST_CONNECTION
+        message = f"could not connect: {first_line(str(exc), type(exc).__name__)}"
+        now = time.perf_counter_ns()
+        recorder.record(now, now, (), (), code, 1, None, message,
+                        script=client.stream.script, client=client.id)  # fmt: skip
+        recorder.incidents.append(f"client {client.id} aborted while establishing connection")
+        return None
+
+
+def _end_aborted(link: _Link) -> None:
+    """An aborted client's connection back to idle (sequential mode's
+    connection goes on with the other clients). Inside a pipeline it is
+    closed instead, as pgbench's abort closes it: what the pipeline holds
+    was never synced, and a sync would commit it."""
+    conn = link.conn
+    if link.pipe is not None:
+        conn.close()  # first: psycopg's pipeline syncs when it is left
+        manager, link.pipe = link.pipe[0], None
+        with contextlib.suppress(Exception):  # "the connection is closed"
+            manager.__exit__(None, None, None)
+        return
+    if not conn.closed and link.pgconn.transaction_status != _IDLE:
         try:
-            client = _Client(plan, client_id, recorder)
-        except WorkloadError as exc:
-            script_failed(recorder, f"client {client_id}", str(exc), time.perf_counter_ns())
-            continue
-        if client.has_work:
-            made.append(client)
-    return made
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            conn.close()
 
 
-def _due(client: _Client) -> int:
+def _due(client: Client) -> int:
     return client.due
 
 

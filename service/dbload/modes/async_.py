@@ -14,8 +14,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
 import asyncpg
@@ -27,20 +28,28 @@ from dbload.measure.recorder import Recorder
 from dbload.modes._timer import PreciseTimer, precise_timer
 from dbload.modes.base import (
     CLIENT_CHECK_MS,
+    NOT_SQL,
     RETRYABLE,
+    SCRIPT_FAILED,
+    Client,
     Executor,
-    Schedule,
     cancel_after_grace,
+    check_plan,
     deadline_ns,
     first_line,
     gave_up,
-    prepare_error,
+    interpolate,
+    lazy_statements,
+    make_clients,
     reconnect_until,
-    script_failed,
+    settle,
+    shell_command,
+    skip_check,
 )
+from dbload.workload.commands import PipelineCommand, SqlCommand
 from dbload.workload.cpu import burn
-from dbload.workload.model import SLEEP, ScriptRuntimeError, Statement, Value
-from dbload.workload.stream import ParameterStream
+from dbload.workload.model import ScriptRuntimeError, Statement
+from dbload.workload.stream import QUERY, SLEEP, Request
 
 try:
     import uvloop
@@ -174,11 +183,12 @@ def _pgpass_fields(line: str) -> list[str]:
     return [*fields, "".join(current)]
 
 
-Run = Callable[[tuple[Value, ...]], Coroutine[Any, Any, Any]]
+Run = Callable[[tuple[str | None, ...]], Coroutine[Any, Any, Any]]
+_Stmt: TypeAlias = asyncpg.prepared_stmt.PreparedStatement
 
 
-class _Prepared:
-    """One statement prepared on one connection: ``run(values)`` executes it.
+def _runner(stmt: _Stmt) -> Run:
+    """``run(values)`` for a statement prepared on the connection.
 
     ``run`` goes straight to the protocol's ``bind_execute``, the coroutine
     ``PreparedStatement.fetch`` ends in: the same Bind/Execute/Sync messages
@@ -194,96 +204,177 @@ class _Prepared:
     transaction. Private attributes: if a future asyncpg lacks them,
     ``fetch`` is used.
     """
-
-    __slots__ = ("run", "stmt")
-
-    def __init__(self, stmt: asyncpg.prepared_stmt.PreparedStatement) -> None:
-        # held: a PreparedStatement that is garbage-collected closes its
-        # server-side statement, which the direct path still uses
-        self.stmt = stmt
-        try:
-            bind_execute = stmt._connection._protocol.bind_execute
-            state = stmt._state
-        except AttributeError:  # pragma: no cover - another asyncpg
-            fetch = stmt.fetch
-            run: Run = lambda values: fetch(*values)  # noqa: E731
-        else:
-            # (state, args, portal, limit 0 = all rows, no status, no timeout)
-            run = lambda values: bind_execute(state, values, "", 0, False, None)  # noqa: E731
-        self.run = run
-
-
-async def _prepare_all(conn: asyncpg.Connection, plan: Plan) -> list[_Prepared]:
-    """Prepare every statement, with its parameters sent as text.
-
-    The stream's values are text, as pgbench sends them, for the server to
-    parse by the parameter's type; asyncpg would encode each in binary by
-    that type, and so fail on a date given as text (22000) or store 1.5 in
-    an integer column as 1. Its documented way to exchange a type as text
-    is a builtin text codec for that type (``set_builtin_type_codec``: a C
-    codec, no Python call per value), which asyncpg applies to statements
-    prepared after it, so the statements are prepared a second time.
-    Arrays and other non-scalar types keep their binary codecs (asyncpg
-    allows no text alias for them).
-    """
-    if conn.get_server_version() >= (14, 0):
-        with contextlib.suppress(asyncpg.PostgresError):  # see CLIENT_CHECK_MS
-            await conn.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
-    statements = [await _prepare(conn, statement) for statement in plan.workload.statements]
-    typed = {
-        (t.schema, t.name)
-        for stmt in statements
-        for t in stmt.get_parameters()
-        if t.kind == "scalar" and t.name not in _TEXT
-    }
-    if typed:
-        for schema, name in sorted(typed):
-            with contextlib.suppress(asyncpg.InterfaceError, ValueError):
-                await conn.set_builtin_type_codec(
-                    name, schema=schema, codec_name="text", format="text"
-                )
-        statements = [await _prepare(conn, s) for s in plan.workload.statements]
-    return [_Prepared(stmt) for stmt in statements]
-
-
-async def _prepare(
-    conn: asyncpg.Connection, statement: Statement
-) -> asyncpg.prepared_stmt.PreparedStatement:
     try:
-        return await conn.prepare(statement.sql)
-    except asyncpg.PostgresError as exc:
-        raise prepare_error(statement, str(exc)) from None
+        bind_execute = stmt._connection._protocol.bind_execute
+        state = stmt._state
+    except AttributeError:  # pragma: no cover - another asyncpg
+        fetch = stmt.fetch
+        return lambda values: fetch(*values)
+    # (state, args, portal, limit 0 = all rows, no status, no timeout)
+    return lambda values: bind_execute(state, values, "", 0, False, None)
+
+
+async def _unnamed(conn: asyncpg.Connection, sql: str) -> _Stmt:
+    """-M extended: the statement as asyncpg's *unnamed* statement, marked
+    unprepared so that every execution sends Parse, Bind, Execute and Sync
+    in one round trip, as pgbench's PQsendQueryParams does: the server
+    parses and plans it each time and keeps nothing. (asyncpg's own way,
+    ``statement_cache_size=0``, does the same after one more Parse/Describe
+    round trip per query.) Private API, like :func:`_runner`."""
+    state = await conn._get_statement(sql, None, named=False, use_cache=False)
+    state.mark_unprepared()
+    return _Stmt(conn, sql, state)
 
 
 class _Session:
-    """One worker's connection and its prepared statements; replaced whole
-    when the connection is lost."""
+    """One worker's connection, its statements and how it does the
+    interpreter's I/O; replaced whole when the connection is lost (and per
+    transaction with -C).
 
-    def __init__(self, conn: asyncpg.Connection, prepared: list[_Prepared]):
+    ``runs[i]`` executes statement i (None: not prepared yet, see
+    ``lazy_statements``, or prepared per connection with -C). In -M simple
+    a statement is not prepared at all: its values are interpolated and the
+    text goes as one simple-protocol Query (``Connection.execute`` with no
+    arguments); a ``\\gset`` query there goes as an unnamed statement, for
+    asyncpg's simple-protocol call returns no rows.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, plan: Plan) -> None:
         self.conn = conn
-        self.prepared = prepared
-        # checked after every transaction: the bound method, not a wrapper
+        self.plan = plan
+        self.mode = plan.query_mode
+        statements = plan.workload.statements
+        self.statements = statements
+        self.stmts: list[_Stmt | None] = [None] * len(statements)
+        self.runs: list[Run | None] = [None] * len(statements)
+        self.text_types: set[tuple[str, str]] = set()
+        self.fetching = _fetching(plan)
+        # checked after every transaction: the bound methods, not wrappers
         self.is_closed: Callable[[], bool] = conn.is_closed
+        try:
+            self.in_transaction: Callable[[], bool] = conn._protocol.is_in_transaction
+        except AttributeError:  # pragma: no cover - another asyncpg
+            self.in_transaction = conn.is_in_transaction
+        if self.mode == "simple":
+            execute = conn.execute
+            for i, statement in enumerate(statements):
+                self.runs[i] = partial(_simple_run, execute, statement)
 
-    async def reconnect(self, plan: Plan, stop: threading.Event, until: int) -> bool:
+    async def prepare_all(self, lazy: set[int] | None = None) -> set[int]:
+        """Prepare every statement, with its parameters sent as text; returns
+        the statements left to prepare when first run (``lazy``: already
+        known; None: found here by the up-front check).
+
+        The stream's values are text, as pgbench sends them, for the server to
+        parse by the parameter's type; asyncpg would encode each in binary by
+        that type, and so fail on a date given as text (22000) or store 1.5 in
+        an integer column as 1. Its documented way to exchange a type as text
+        is a builtin text codec for that type (``set_builtin_type_codec``: a C
+        codec, no Python call per value), which asyncpg applies to statements
+        prepared after it, so the statements are prepared a second time.
+        Arrays and other non-scalar types keep their binary codecs (asyncpg
+        allows no text alias for them). A \\gset query's result columns are
+        read as text the same way, to store what pgbench stores.
+        """
+        conn = self.conn
+        if conn.get_server_version() >= (14, 0):
+            with contextlib.suppress(asyncpg.PostgresError):  # see CLIENT_CHECK_MS
+                await conn.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
+        refused: dict[int, str] = {}
+        for i, statement in enumerate(self.statements):
+            if (lazy is not None and i in lazy) or skip_check(self.plan, statement):
+                continue
+            try:
+                self.stmts[i] = await self._statement(statement.sql)
+            except asyncpg.PostgresError as exc:
+                refused[i] = str(exc)
+        found = lazy_statements(self.plan, refused) if lazy is None else lazy
+        prepared = [i for i, stmt in enumerate(self.stmts) if stmt is not None]
+        if await self._text_codecs(prepared):
+            for i in prepared:
+                self.stmts[i] = await self._statement(self.statements[i].sql)
+        if self.mode != "simple":
+            for i in prepared:
+                self.runs[i] = _runner(self.stmts[i])
+        return found
+
+    async def _statement(self, sql: str) -> _Stmt:
+        if self.mode == "prepared":
+            return await self.conn.prepare(sql)
+        # extended, and simple mode's up-front check: nothing left on the server
+        return await _unnamed(self.conn, sql)
+
+    async def _text_codecs(self, indexes: list[int]) -> bool:
+        """Text codecs for the parameter (and \\gset result) types of these
+        statements that lack one; True when any was added."""
+        types: list[Any] = []
+        for i in indexes:
+            stmt = self.stmts[i]
+            assert stmt is not None
+            types += stmt.get_parameters()
+            if i in self.fetching:
+                types += [a.type for a in stmt.get_attributes()]
+        return await self._register(types)
+
+    async def _register(self, types: list[Any]) -> bool:
+        wanted = {(t.schema, t.name) for t in types if t.kind == "scalar" and t.name not in _TEXT}
+        new = wanted - self.text_types
+        for schema, name in sorted(new):
+            with contextlib.suppress(asyncpg.InterfaceError, ValueError):
+                await self.conn.set_builtin_type_codec(
+                    name, schema=schema, codec_name="text", format="text"
+                )
+        self.text_types |= new
+        return bool(new)
+
+    async def query(self, request: Request) -> Any:
+        """A QUERY request off the fast path: a statement to prepare first,
+        or one whose rows are read (\\gset/\\aset)."""
+        index, values, fetch = request[1], request[2], request[3]
+        if self.mode == "simple":
+            if not fetch:
+                return await self.runs[index](values)  # type: ignore[misc]
+            sql = interpolate(self.statements[index], values)
+            stmt = await self._prepared_once(sql)
+            return _text_rows(stmt, await _runner(stmt)(()))
+        run = self.runs[index]
+        if run is None:
+            # prepared when first run (its error fails the transaction, as
+            # in pgbench); again once a new parameter type has a text codec
+            self.stmts[index] = await self._statement(self.statements[index].sql)
+            if await self._text_codecs([index]):
+                self.stmts[index] = await self._statement(self.statements[index].sql)
+            run = self.runs[index] = _runner(self.stmts[index])
+        records = await run(values)
+        return _text_rows(self.stmts[index], records) if fetch else None
+
+    async def _prepared_once(self, sql: str) -> _Stmt:
+        stmt = await _unnamed(self.conn, sql)
+        if await self._register([a.type for a in stmt.get_attributes()]):
+            stmt = await _unnamed(self.conn, sql)
+        return stmt
+
+    async def reconnect(self, stop: threading.Event, until: int, lazy: set[int]) -> bool:
         """A fresh connection, prepared again; retried with backoff (the
         server may be restarting) until it works, ``stop`` is set or the
         ``until`` instant passes. The lost one is closed first: a worker
         holds one connection, however often it reconnects."""
         await self.close()
+        plan = self.plan
         delay = RECONNECT_FIRST_S
         while not stop.is_set() and time.perf_counter_ns() < until:
             conn = None
             try:
                 conn = await asyncpg.connect(**connect_kwargs(plan, timeout_s=10))
-                self.prepared = await _prepare_all(conn, plan)
+                fresh = _Session(conn, plan)
+                await fresh.prepare_all(lazy)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 if conn is not None:
                     conn.terminate()  # connected, but lost while preparing
                 await asyncio.sleep(min(delay, max(0.0, (until - time.perf_counter_ns()) / 1e9)))
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
-            self.conn, self.is_closed = conn, conn.is_closed
+            self.__dict__.update(fresh.__dict__)
             return True
         return False
 
@@ -292,6 +383,101 @@ class _Session:
             await self.conn.close(timeout=5)
         except Exception:  # dead, or stuck mid-protocol: drop the socket
             self.conn.terminate()
+
+    async def end_aborted(self) -> None:
+        """An aborted client's transaction block rolled back, so that closing
+        the connection does not meet an active transaction."""
+        conn = self.conn
+        if not conn.is_closed() and conn.is_in_transaction():
+            try:
+                await conn.execute("ROLLBACK")
+            except Exception:
+                conn.terminate()
+
+
+def _simple_run(
+    execute: Callable[[str], Coroutine[Any, Any, Any]],
+    statement: Statement,
+    values: tuple[str | None, ...],
+) -> Coroutine[Any, Any, Any]:
+    # no arguments: asyncpg sends one simple-protocol Query (several statements for \;)
+    return execute(interpolate(statement, values))
+
+
+def _fetching(plan: Plan) -> set[int]:
+    """The statements whose rows a script reads (\\gset, \\aset)."""
+    return {
+        c.statement
+        for s in plan.workload.scripts
+        for c in s.commands
+        if isinstance(c, SqlCommand) and c.gset is not None
+    }
+
+
+def _text_rows(stmt: _Stmt, records: list[Any]) -> tuple[tuple[str, ...], list[Any]]:
+    """Rows as pgbench reads them: text, None for NULL (a type asyncpg
+    cannot read as text, an array, is shown by Python)."""
+    columns = tuple(a.name for a in stmt.get_attributes())
+    rows = [
+        tuple(v if v is None or isinstance(v, str) else str(v) for v in record)
+        for record in records
+    ]
+    return columns, rows
+
+
+def refuse_unsupported(plan: Plan) -> None:
+    """What asyncpg cannot run, refused before the run with file and line:
+    a pipeline (asyncpg has no pipeline mode) and, in -M simple, a \\gset
+    on a \\; compound (asyncpg returns no rows from the simple protocol)."""
+    for script in plan.workload.scripts:
+        for command in script.commands:
+            if isinstance(command, PipelineCommand) and command.kind == "start":
+                raise WorkloadError(
+                    "\\startpipeline: the async and processes modes (asyncpg) have no pipeline"
+                    " mode; run --mode sequential or threads",
+                    source=script.source,
+                    line=command.line,
+                )
+            if (
+                plan.query_mode == "simple"
+                and isinstance(command, SqlCommand)
+                and command.gset is not None
+                and plan.workload.statements[command.statement].compound
+            ):
+                raise WorkloadError(
+                    "\\gset/\\aset on a \\; compound: asyncpg reads no rows of a"
+                    " simple-protocol query; run --mode sequential or threads",
+                    source=script.source,
+                    line=command.line,
+                )
+
+
+async def _shell(argv: tuple[str, ...], capture: bool) -> tuple[int, str]:
+    """\\shell/\\setshell without blocking the loop: (exit status, stdout)."""
+    try:
+        process = await asyncio.create_subprocess_shell(
+            shell_command(argv),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if capture else None,
+        )
+    except OSError:
+        return 127, ""
+    try:
+        out, _ = await process.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace") if out else ""
+
+
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 async def _worker(
@@ -302,32 +488,30 @@ async def _worker(
     deadline: int | None,
     stop: threading.Event,
     timer: PreciseTimer | None = None,
+    lazy: set[int] | None = None,
 ) -> None:
     """Twin of ``_psycopg.run_worker``: a change to one belongs in the other
-    (``timer``: open-loop wake-ups, see :func:`_wait_until`)."""
+    (``timer``: open-loop wake-ups, see :func:`_wait_until`; ``lazy``: the
+    statements prepared when first run)."""
     perf = time.perf_counter_ns
-    try:
-        stream = ParameterStream(
-            plan.workload, seed=plan.seed, client_id=client_id, scale=plan.scale
-        )
-    except WorkloadError as exc:  # see _psycopg._clients
-        script_failed(recorder, f"client {client_id}", str(exc), perf())
+    made = make_clients(plan, (client_id,), recorder)
+    if not made:
         return
-    quota = plan.quota(client_id)
-    record = recorder.record
+    client = made[0]
+    stream = client.stream
+    lazy = lazy or set()
+    per_txn = plan.connect_per_transaction
+    connect = connect_kwargs(plan) if per_txn else {}
+    if per_txn:
+        await session.close()  # each transaction opens its own
     measure_from = recorder.measure_from_ns
+    record = recorder.record
     max_tries, loops = plan.max_tries, plan.cpu_work_loops
-    prepared = session.prepared
-    schedule = Schedule(plan, client_id, recorder.started_ns) if plan.rate else None
+    schedule = client.schedule
     limit = plan.latency_limit_ns
     lag: int | None = None
-    done = 0
-    while not stop.is_set() and (quota is None or done < quota):
-        try:
-            txn = stream.next()
-        except ScriptRuntimeError as exc:
-            script_failed(recorder, f"client {client_id}", str(exc), perf())
-            break
+    while not stop.is_set() and client.has_work:
+        txn = stream.transaction()
         # open loop: latency counts from the scheduled start, so a worker
         # that falls behind shows up in latency, not only in lag
         start = perf() if schedule is None else schedule.next()
@@ -345,51 +529,100 @@ async def _worker(
             lag = perf() - start
             if limit and lag > limit:
                 recorder.skip(start, lag)
-                done += start >= measure_from
+                client.done += start >= measure_from
                 continue
         if loops:
             burn(loops)
+        if per_txn and not await _connect_for(session, recorder, client, connect):
+            break
         tries = 0
         while True:
             tries += 1
+            steps: list[Any] = []
             step_ns: list[int] = []
             error: str | None = None
             message: str | None = None
-            t = perf() if tries > 1 or loops or lag is not None else start
+            t = perf() if tries > 1 or loops or lag is not None or per_txn else start
+            runs = session.runs
+            # the interpreter's requests, each timed (the end of one is the
+            # start of the next); inline, not a coroutine of its own: one
+            # frame less per transaction. Twin of _psycopg._execute.
             try:
-                for index, args in txn.steps:
-                    if index == SLEEP:
-                        await asyncio.sleep(args[0])  # type: ignore[arg-type]
-                    else:
-                        await prepared[index].run(args)
-                    # one clock read per step: the end of one is the start of the next
+                request = next(txn)
+                while True:
+                    kind = request[0]
+                    if kind is QUERY:
+                        run = runs[request[1]]
+                        if run is None or request[3]:
+                            answer = await session.query(request)
+                        else:
+                            await run(request[2])
+                            answer = None
+                        steps.append((request[1], request[2]))
+                    elif kind is SLEEP:
+                        await asyncio.sleep(request[1])
+                        answer = None
+                        steps.append(NOT_SQL)
+                    else:  # SHELL (a pipeline is refused before the run)
+                        answer = await _shell(request[1], request[2])
+                        steps.append(NOT_SQL)
                     now = perf()
                     step_ns.append(now - t)
                     t = now
-            except (
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-                OSError,
-            ) as exc:
+                    request = txn.send(answer)
+            except StopIteration:
+                pass
+            except _DRIVER_ERRORS as exc:
                 error, message = await _recover(session, exc)
                 t = perf()
                 retry = error in RETRYABLE and tries < max_tries
                 if retry and _may_retry(session, stop, deadline, t):
+                    txn = stream.transaction(retry=True)
                     continue
+            except ScriptRuntimeError as exc:
+                error, message = SCRIPT_FAILED, str(exc)
             except asyncio.CancelledError:
                 recorder.cancel()  # the grace period after Ctrl-C ran out
                 raise
             break
-        record(start, t, txn.steps, step_ns, error, tries, lag, message)
-        if start >= measure_from:
-            done += 1
-        if session.is_closed():
+        in_block = error is None and session.in_transaction()
+        if error is None and not in_block:  # the common case, without settle()'s call
+            record(start, t, steps, step_ns, None, tries, lag, None,
+                   script=stream.script, client=client_id)  # fmt: skip
+            client.done += start >= measure_from
+        else:
+            if error == SCRIPT_FAILED or in_block:
+                await session.end_aborted()
+            if not settle(recorder, client, start, t, steps, step_ns, error, tries, lag,
+                          message, in_block):  # fmt: skip
+                break
+        if per_txn:
+            await session.close()
+        elif session.is_closed():
             until = reconnect_until(plan, deadline)
-            if not await session.reconnect(plan, stop, until):
+            if not await session.reconnect(stop, until, lazy):
                 gave_up(plan, recorder, f"client {client_id}", t, until, deadline)
                 break
-            prepared = session.prepared
+
+
+async def _connect_for(
+    session: _Session, recorder: Recorder, client: Client, connect: dict[str, Any]
+) -> bool:
+    """-C: a connection for one transaction, its statements prepared when
+    first run (inside the latency, as pgbench -C re-prepares); False (the
+    client is aborted, as pgbench aborts it) when the server refuses."""
+    try:
+        conn = await asyncpg.connect(**connect)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        code = getattr(exc, "sqlstate", None) or LOST_CONNECTION
+        message = f"could not connect: {first_line(str(exc), type(exc).__name__)}"
+        now = time.perf_counter_ns()
+        recorder.record(now, now, (), (), str(code), 1, None, message,
+                        script=client.stream.script, client=client.id)  # fmt: skip
+        recorder.incidents.append(f"client {client.id} aborted while establishing connection")
+        return False
+    session.__dict__.update(_Session(conn, session.plan).__dict__)
+    return True
 
 
 async def _wait_until(due_ns: int, stop: threading.Event, timer: PreciseTimer | None) -> bool:
@@ -442,12 +675,15 @@ async def run_async(
     ``clients`` picks which of the plan's workers this loop runs (processes
     mode gives each process its share); by default, all of them.
     """
+    check_plan(plan)
+    refuse_unsupported(plan)
     clients = range(plan.concurrency) if clients is None else clients
     n = len(clients)
-    sessions = [_Session(conn, []) for conn in await _connect_all(n, connect_kwargs(plan))]
+    sessions = [_Session(conn, plan) for conn in await _connect_all(n, connect_kwargs(plan))]
     try:
+        lazy: set[int] | None = None  # found by the first session's check
         for session in sessions:
-            session.prepared = await _prepare_all(session.conn, plan)
+            lazy = await session.prepare_all(lazy)
         recorder.begin(plan.warmup_s)
         deadline = deadline_ns(plan, recorder)
         finished = threading.Event()
@@ -455,7 +691,7 @@ async def run_async(
         try:
             tasks = [
                 asyncio.create_task(
-                    _worker(session, plan, i, recorder, deadline, stop, timer),
+                    _worker(session, plan, i, recorder, deadline, stop, timer, lazy),
                     name=f"worker-{i}",
                 )
                 for i, session in zip(clients, sessions, strict=True)

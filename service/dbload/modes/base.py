@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
+import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -21,7 +23,9 @@ from typing import ClassVar
 from dbload.config import Plan
 from dbload.errors import WorkloadError
 from dbload.measure.recorder import NS_PER_S, Recorder
-from dbload.workload.model import Statement
+from dbload.workload.model import SLEEP, Statement
+from dbload.workload.parser import check_query_mode
+from dbload.workload.stream import ParameterStream
 
 # Serialization failure and deadlock: the server rolled the transaction back
 # and running it again is safe (--max-tries). A lost connection is not here:
@@ -31,6 +35,11 @@ QUERY_CANCELED = "57014"
 # The error code of a transaction whose script failed on the client side (a
 # \set that divides by zero): pgbench aborts that client, and so does dbload.
 SCRIPT_FAILED = "script"
+# pgbench's words for a script that ends inside a transaction block: the
+# client is aborted (nothing of it was committed, so it is not counted ok)
+OPEN_TRANSACTION = "end of script reached without completing the last transaction"
+# The recorder's step for a request that is not a statement (\\sleep, \\shell...)
+NOT_SQL = (SLEEP, ())
 # How often the server looks whether a client that is running a statement
 # is still there (PostgreSQL 14+): a dbload killed (or stopped by a second
 # Ctrl-C) closes its sockets, and without this check a backend would run a
@@ -51,6 +60,12 @@ class Executor(ABC):
     @abstractmethod
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
         """Run the plan to completion, or until ``stop`` is set."""
+
+
+def check_plan(plan: Plan) -> None:
+    """Refuse before connecting, naming file and line, what the query mode
+    cannot run (a \\; compound outside -M simple, a pipeline in it)."""
+    check_query_mode(plan.workload, plan.query_mode)
 
 
 def deadline_ns(plan: Plan, recorder: Recorder) -> int | None:
@@ -130,10 +145,14 @@ def gave_up(
     )
 
 
-def script_failed(recorder: Recorder, who: str, message: str, at_ns: int) -> None:
+def script_failed(
+    recorder: Recorder, who: str, message: str, at_ns: int, script: int = 0, client: int = 0
+) -> None:
     """A client whose script failed at run time (pgbench aborts it): counted
     as a failed transaction, with an incident that says which and why."""
-    recorder.record(at_ns, at_ns, (), (), SCRIPT_FAILED, 1, None, message)
+    recorder.record(
+        at_ns, at_ns, (), (), SCRIPT_FAILED, 1, None, message, script=script, client=client
+    )
     recorder.incidents.append(f"{who} aborted: {message}")
 
 
@@ -162,3 +181,157 @@ def cancel_after_grace(
     watcher = threading.Thread(target=watch, name="dbload-grace", daemon=True)
     watcher.start()
     return watcher
+
+
+class Client:
+    """One client's stream and its share of the batch (both workers use it)."""
+
+    __slots__ = ("done", "due", "id", "quota", "schedule", "stream")
+
+    def __init__(self, plan: Plan, client_id: int, recorder: Recorder) -> None:
+        self.id = client_id
+        self.stream = ParameterStream(
+            plan.workload,
+            seed=plan.seed,
+            client_id=client_id,
+            scale=plan.scale,
+            replayable=plan.max_tries > 1,
+            query_mode=plan.query_mode,
+            clients=plan.concurrency,
+        )
+        self.quota = plan.quota(client_id)
+        self.done = 0
+        self.schedule = Schedule(plan, client_id, recorder.started_ns) if plan.rate else None
+        # open loop: when its next transaction is due (the earliest goes first)
+        self.due = 0 if self.schedule is None else self.schedule.next()
+
+    @property
+    def has_work(self) -> bool:
+        return self.quota is None or self.done < self.quota
+
+
+def make_clients(plan: Plan, clients: Sequence[int], recorder: Recorder) -> list[Client]:
+    """The clients with work to do; one whose script fails already (a \\set
+    that folds to a division by zero with its :client_id) is aborted."""
+    made = []
+    for client_id in clients:
+        try:
+            client = Client(plan, client_id, recorder)
+        except WorkloadError as exc:
+            script_failed(recorder, f"client {client_id}", str(exc), time.perf_counter_ns())
+            continue
+        if client.has_work:
+            made.append(client)
+    return made
+
+
+def settle(
+    recorder: Recorder,
+    client: Client,
+    start: int,
+    end: int,
+    steps: Sequence[tuple[int, tuple[str | None, ...]]],
+    step_ns: Sequence[int],
+    error: str | None,
+    tries: int,
+    lag: int | None,
+    message: str | None,
+    in_block: bool,
+) -> bool:
+    """Record how one transaction ended, by pgbench's rules, for both
+    workers; False when the client is aborted: its script failed on the
+    client side, or ended inside a transaction block (``in_block``; the
+    caller has rolled either back)."""
+    stream = client.stream
+    if error == SCRIPT_FAILED:
+        at = time.perf_counter_ns()
+        script_failed(recorder, f"client {client.id}", str(message), at, stream.script, client.id)
+        return False
+    if error is None and in_block:
+        open_transaction(recorder, client, end)
+        return False
+    recorder.record(start, end, steps, step_ns, error, tries, lag, message,
+                    script=stream.script, client=client.id)  # fmt: skip
+    client.done += start >= recorder.measure_from_ns
+    return True
+
+
+def open_transaction(recorder: Recorder, client: Client, at_ns: int) -> None:
+    """The script ended inside a transaction block: pgbench aborts the client."""
+    message = f"{client.stream.script_source}: {OPEN_TRANSACTION}"
+    script_failed(recorder, f"client {client.id}", message, at_ns, client.stream.script, client.id)
+
+
+def shell_command(argv: Sequence[str]) -> str:
+    """The command line pgbench hands to the shell: the words joined by spaces."""
+    return " ".join(argv)
+
+
+def run_shell(argv: Sequence[str], capture: bool) -> tuple[int, str]:
+    """``\\shell``/``\\setshell`` in a sync worker: (exit status, stdout)."""
+    try:
+        done = subprocess.run(
+            shell_command(argv),
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture else None,
+            check=False,
+        )
+    except OSError as exc:
+        return 127, "" if capture else str(exc)
+    out = done.stdout.decode(errors="replace") if capture and done.stdout else ""
+    return done.returncode, out
+
+
+def sql_literal(value: str | None) -> str:
+    """A value as an SQL literal for -M simple: quoted, NULL as NULL; an
+    E'' string when it holds a backslash, so that it reads the same whatever
+    standard_conforming_strings says."""
+    if value is None:
+        return "NULL"
+    if "\\" in value:
+        return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + value.replace("'", "''") + "'"
+
+
+_PLACEHOLDER = re.compile(r"\$([0-9]+)")
+
+
+def interpolate(statement: Statement, values: Sequence[str | None]) -> str:
+    """-M simple: the statement's text with its values as literals."""
+    parts = statement.parts
+    if not values:
+        return parts[0] if parts else statement.sql
+    if parts:
+        refs = statement.param_refs
+        out = [parts[0]]
+        for ref, part in zip(refs, parts[1:], strict=True):
+            out.append(sql_literal(values[ref]))
+            out.append(part)
+        return "".join(out)
+    # a parser without parts: the $n placeholders it made
+    return _PLACEHOLDER.sub(lambda m: sql_literal(values[int(m.group(1)) - 1]), statement.sql)
+
+
+def lazy_statements(plan: Plan, refused: dict[int, str]) -> set[int]:
+    """Of the statements whose up-front prepare failed (index -> message),
+    those prepared when first run instead: an earlier statement of the same
+    script may create what they use (Statement.may_create). Raises the early,
+    line-named error for the first other one."""
+    lazy: set[int] = set()
+    statements = plan.workload.statements
+    for index in sorted(refused):
+        statement = statements[index]
+        script = plan.workload.scripts[statement.script]
+        earlier = [i for i in script.statements if i < index]
+        if any(statements[i].may_create for i in earlier):
+            lazy.add(index)
+        else:
+            raise prepare_error(statement, refused[index])
+    return lazy
+
+
+def skip_check(plan: Plan, statement: Statement) -> bool:
+    """A statement that is not prepared before the run: a \\; compound in
+    simple mode (a prepared statement holds one command)."""
+    return plan.query_mode == "simple" and statement.compound

@@ -45,8 +45,8 @@ from dbload.config import Plan
 from dbload.errors import DbloadError
 from dbload.measure.merge import DeltaTaker, RecorderState, merge_into
 from dbload.measure.recorder import NS_PER_S, Recorder
-from dbload.modes.async_ import AsyncExecutor, connect_kwargs, run_async
-from dbload.modes.base import Executor, clients_label
+from dbload.modes.async_ import AsyncExecutor, connect_kwargs, refuse_unsupported, run_async
+from dbload.modes.base import Executor, check_plan, clients_label
 from dbload.workload.expr import Expression, compile_expression
 
 try:
@@ -261,6 +261,7 @@ def _worker_main(job: _Job, conn: Connection) -> None:
     recorder = cls(job, link)
     recorder.latency_limit_ns = job.plan.latency_limit_ns
     try:
+        recorder.attach_log(job.plan.log, worker=job.index)  # -l: this process's own file
         coro = run_async(job.plan, recorder, link.stop, job.clients)
         if uvloop is not None:
             uvloop.run(coro)
@@ -505,6 +506,8 @@ class ProcessesExecutor(Executor):
         p = worker_processes(plan)
         self.driver = f"{AsyncExecutor.driver} × {p} processes"  # noqa: RUF001
         connect_kwargs(plan)  # a DSN asyncpg cannot honour fails here, not in P workers
+        check_plan(plan)  # and so does a script the query mode or asyncpg cannot run
+        refuse_unsupported(plan)
         jobs = [
             _Job(
                 index=k,

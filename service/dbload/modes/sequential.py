@@ -22,7 +22,7 @@ from dbload.modes._psycopg import (
     retry_connect,
     run_worker,
 )
-from dbload.modes.base import Executor, cancel_after_grace, deadline_ns
+from dbload.modes.base import Executor, cancel_after_grace, check_plan, deadline_ns
 
 
 class SequentialExecutor(Executor):
@@ -30,6 +30,8 @@ class SequentialExecutor(Executor):
     driver = f"psycopg {psycopg.__version__}"
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
+        check_plan(plan)
+
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(plan.dsn, **connect_kwargs(plan))
 
@@ -51,6 +53,7 @@ class SequentialExecutor(Executor):
                         connect, psycopg.Connection.close, plan, stop, until
                     ),
                     in_flight,
+                    connect,
                 )
             finally:
                 finished.set()

@@ -24,7 +24,7 @@ from dbload.modes._psycopg import (
     retry_connect,
     run_worker,
 )
-from dbload.modes.base import Executor, cancel_after_grace, deadline_ns
+from dbload.modes.base import Executor, cancel_after_grace, check_plan, deadline_ns
 
 
 class ThreadsExecutor(Executor):
@@ -32,6 +32,7 @@ class ThreadsExecutor(Executor):
     driver = f"psycopg {psycopg.__version__} + psycopg_pool"
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
+        check_plan(plan)
         n = plan.concurrency
         ready = threading.Barrier(n + 1)
         go = threading.Event()
@@ -52,6 +53,9 @@ class ThreadsExecutor(Executor):
                     # a kill); close() is idempotent, putconn is not
                     conn.close()
 
+            def connect() -> psycopg.Connection[Any]:
+                return psycopg.connect(plan.dsn, connect_timeout=10, **connect_kwargs(plan))
+
             def reconnect(
                 lost: psycopg.Connection[Any], until: int
             ) -> psycopg.Connection[Any] | None:
@@ -61,10 +65,7 @@ class ThreadsExecutor(Executor):
                 # 0.3 s server restart cost threads mode ~1 s of throughput
                 # (bench/faults.py); dbload's own backoff starts at 50 ms.
                 release(lost)
-                return retry_connect(
-                    lambda: psycopg.connect(plan.dsn, connect_timeout=10, **connect_kwargs(plan)),
-                    release, plan, stop, until,
-                )  # fmt: skip
+                return retry_connect(connect, release, plan, stop, until)
 
             conn = pooled[0]
             try:
@@ -76,8 +77,9 @@ class ThreadsExecutor(Executor):
                 go.wait()
                 if not stop.is_set():
                     conn = run_worker(
-                        conn, plan, (client_id,), recorder, deadline[0], stop, reconnect, in_flight
-                    )
+                        conn, plan, (client_id,), recorder, deadline[0], stop, reconnect,
+                        in_flight, connect,
+                    )  # fmt: skip
             finally:
                 release(conn)
 

@@ -24,7 +24,7 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator
 
-from dbload.measure.comparison import Comparison, baseline, run_labels
+from dbload.measure.comparison import Comparison, baseline, run_labels, servers
 from dbload.measure.histogram import decode
 from dbload.measure.result import Result
 from dbload.report.files import write_folder
@@ -136,8 +136,12 @@ def throughput_chart(comparison: Comparison) -> Figure:
     with _style():
         fig, ax = _figure()
         pairs = [(r.mode, r.concurrency) for r in runs]
+        several = len(servers(runs)) > 1
+        keyed = [(r.database.server, *pair) for r, pair in zip(runs, pairs, strict=True)]
         if len(set(pairs)) == len(pairs):
             _grouped_bars(ax, runs)
+        elif several and len(set(keyed)) == len(keyed):  # compare --servers
+            _grouped_bars(ax, runs, by_server=True)
         else:
             _bars_per_run(ax, runs)
         ax.set_ylabel("transactions / s")
@@ -147,13 +151,20 @@ def throughput_chart(comparison: Comparison) -> Figure:
     return fig
 
 
-def _grouped_bars(ax: Axes, runs: tuple[Result, ...]) -> None:
+def _grouped_bars(ax: Axes, runs: tuple[Result, ...], *, by_server: bool = False) -> None:
+    """Bars grouped by concurrency (``by_server``: by server, then
+    concurrency), one colour a mode."""
     modes = list(dict.fromkeys(r.mode for r in runs))
-    concurrencies = sorted({r.concurrency for r in runs})
-    width = 0.8 / max(len([r for r in runs if r.concurrency == c]) for c in concurrencies)
+
+    def key(r: Result) -> tuple[int, int]:
+        order = servers(runs).index(r.database.server) if by_server else 0
+        return order, r.concurrency
+
+    groups = sorted({key(r) for r in runs})
+    width = 0.8 / max(len([r for r in runs if key(r) == g]) for g in groups)
     seen: set[str] = set()
-    for x, c in enumerate(concurrencies):
-        group = sorted((r for r in runs if r.concurrency == c), key=lambda r: modes.index(r.mode))
+    for x, g in enumerate(groups):
+        group = sorted((r for r in runs if key(r) == g), key=lambda r: modes.index(r.mode))
         start = x - width * (len(group) - 1) / 2
         for i, r in enumerate(group):
             bar = ax.bar(
@@ -165,7 +176,12 @@ def _grouped_bars(ax: Axes, runs: tuple[Result, ...]) -> None:
             )
             seen.add(r.mode)
             ax.bar_label(bar, labels=[_short(r.tps)], fontsize=7, padding=2)
-    ax.set_xticks(range(len(concurrencies)), [_clients(c) for c in concurrencies])
+    ticks = [_clients(c) for _, c in groups]
+    if by_server:
+        # "container:\nIMAGE": long names wrap at their kind
+        names = [name.replace(":", ":\n", 1) for name in servers(runs)]
+        ticks = [f"{names[i]}\n{tick}" for (i, _), tick in zip(groups, ticks, strict=True)]
+    ax.set_xticks(range(len(groups)), ticks)
     # legend in the runs' mode order, not the order bars happened to be drawn
     handles = dict(zip(*ax.get_legend_handles_labels()[::-1], strict=True))
     ax.legend(
@@ -192,10 +208,13 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
     and 50, not the powers of two around them), and each mode has its own
     marker as well as its colour: curves that coincide (threads and async,
     both at the ideal) stay told apart, in grey print too."""
-    base = baseline(comparison.results)
-    if base is None or base.tps <= 0:
-        return None
     runs = comparison.results
+    # compare --servers: each server's curves against its own sequential run
+    labels: list[str | None] = [*servers(runs)] or [None]
+    bases = {s: baseline(runs, s) for s in labels}
+    usable = {s: b for s, b in bases.items() if b is not None and b.tps > 0}
+    if not usable:
+        return None
     modes = list(dict.fromkeys(r.mode for r in runs))
     ran = sorted({1, *(r.concurrency for r in runs)})
     with _style():
@@ -203,24 +222,29 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
         ax.plot(
             [1, ran[-1]], [1, ran[-1]], "--", color="#999999", linewidth=1, label="ideal (y = x)"
         )
-        for mode in modes:
-            points = sorted((r.concurrency, r.tps / base.tps) for r in runs if r.mode == mode)
-            xs, ys = zip(*points, strict=True)
-            # hollow: where modes coincide (all on the ideal), every outline shows
-            ax.plot(
-                xs,
-                ys,
-                "-",
-                marker=mode_marker(mode, modes),
-                color=mode_colour(mode, modes),
-                label=mode,
-                markersize=8,
-                markerfacecolor="none",
-                markeredgewidth=1.6,
-            )
+        top_y = 1.0
+        for number, (server, base) in enumerate(usable.items()):
+            mine = [r for r in runs if server is None or r.database.server == server]
+            top_y = max(top_y, *(r.tps / base.tps for r in mine))
+            for mode in modes:
+                points = sorted((r.concurrency, r.tps / base.tps) for r in mine if r.mode == mode)
+                if not points:
+                    continue
+                xs, ys = zip(*points, strict=True)
+                # hollow: where modes coincide (all on the ideal), every outline shows
+                ax.plot(
+                    xs,
+                    ys,
+                    linestyle=SERVER_LINES[number % len(SERVER_LINES)],
+                    marker=mode_marker(mode, modes),
+                    color=mode_colour(mode, modes),
+                    label=mode if server is None else f"{mode} ({server})",
+                    markersize=8,
+                    markerfacecolor="none",
+                    markeredgewidth=1.6,
+                )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
-        top_y = max(r.tps for r in runs) / base.tps
         _speedup_ticks(ax, ran, top_y)
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("speedup vs sequential")
@@ -229,6 +253,10 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
         )
         ax.legend(loc="upper left")
     return fig
+
+
+# compare --servers: one line style per server, the colours staying the modes'
+SERVER_LINES = ("-", ":", "-.", (0, (5, 1)))
 
 
 def mode_marker(mode: str, modes: list[str]) -> str:

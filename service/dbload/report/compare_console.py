@@ -23,6 +23,7 @@ from dbload.measure.comparison import (
     Row,
     diff,
     rows,
+    servers,
 )
 from dbload.measure.result import Result
 from dbload.report.console import NA, Trimmed, print_run, print_summary_line, summary_lines
@@ -71,9 +72,11 @@ def fmt_delta(value: float | None) -> str:
     return DASH if value is None else f"{value:+.1f} %"
 
 
-def _run_columns(table: Table, repeated: bool) -> None:
+def _run_columns(table: Table, repeated: bool, several: bool = False) -> None:
     if repeated:
         table.add_column("#", justify="right", style="dim", no_wrap=True)
+    if several:  # compare --servers
+        table.add_column("server", overflow="fold")
     # the only column that may fold: figures are never cut
     table.add_column("mode", style="bold", overflow="fold")
     table.add_column("clients", justify="right", no_wrap=True)
@@ -86,12 +89,14 @@ def comparison_table(comparison: Comparison) -> Table:
     table.title_style = "bold"
     all_rows = rows(comparison)
     repeated = any("(run " in row.label for row in all_rows)
-    _run_columns(table, repeated)
+    several = len(servers(comparison.results)) > 1
+    _run_columns(table, repeated, several)
     for name in ("tps", "p50 ms", "p99 ms", "speedup", "% of ideal"):
         table.add_column(name, justify="right", no_wrap=True)
     for i, (row, result) in enumerate(zip(all_rows, comparison.results, strict=True), start=1):
         table.add_row(
             *([str(i)] if repeated else []),
+            *([row.server] if several else []),
             row.mode,
             str(row.concurrency),
             fmt_tps(row.tps),
@@ -108,22 +113,54 @@ def bound_table(comparison: Comparison) -> Table:
     table = Table(title="what bounded each run", title_justify="left", title_style="bold")
     all_rows = rows(comparison)
     repeated = any("(run " in row.label for row in all_rows)
-    _run_columns(table, repeated)
+    several = len(servers(comparison.results)) > 1
+    _run_columns(table, repeated, several)
     table.add_column("cpu (% of one core)", no_wrap=True)
     table.add_column("bound", no_wrap=True)
     for i, row in enumerate(all_rows, start=1):
         bound = Text(row.bound, style=BOUND_STYLES.get(row.bound, "dim"))
         table.add_row(
-            *([str(i)] if repeated else []), row.mode, str(row.concurrency), fmt_cpu(row), bound
+            *([str(i)] if repeated else []),
+            *([row.server] if several else []),
+            row.mode,
+            str(row.concurrency),
+            fmt_cpu(row),
+            bound,
         )
+    return table
+
+
+# compare --servers: the settings shown side by side (all are in the JSON)
+SERVER_COLUMNS = ("shared_buffers", "fsync", "synchronous_commit", "max_connections")
+
+
+def servers_table(comparison: Comparison) -> Table:
+    """``compare --servers``: each server's version and main settings (a
+    container's image is in its name, ``container:IMAGE``)."""
+    table = Table(title="servers", title_justify="left", title_style="bold")
+    table.add_column("server", overflow="fold")
+    table.add_column("version", no_wrap=True)
+    for name in SERVER_COLUMNS:
+        table.add_column(name.replace("_", " "), overflow="fold")
+    shown: set[str] = set()
+    for result in comparison.results:
+        info = result.database
+        if not info.server or info.server in shown:
+            continue
+        shown.add(info.server)
+        settings = [info.settings.get(name, DASH) for name in SERVER_COLUMNS]
+        table.add_row(info.server, info.server_version, *settings)
     return table
 
 
 def print_comparison(console: Console, comparison: Comparison) -> None:
     """The compare table, the bound table and one line per run saying why
-    it got its bound; last, :func:`~dbload.report.console.summary_line` per cell."""
+    it got its bound; last, :func:`~dbload.report.console.summary_line` per cell.
+    With ``--servers``, a table of the servers comes first."""
     all_rows = rows(comparison)
     parts: list[RenderableType] = [comparison_table(comparison)]
+    if servers(comparison.results):
+        parts[:0] = [servers_table(comparison), Text("")]
     if not any(row.speedup is not None for row in all_rows):
         parts.append(Text("no sequential run: no speedup to show", style="dim"))
     parts += [Text(""), bound_table(comparison)]
@@ -146,8 +183,10 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
 
 def _print_summaries(console: Console, results: Sequence[Result]) -> None:
     console.print()
-    for line in summary_lines(results):
-        print_summary_line(console, line)
+    for line, result in zip(summary_lines(results), results, strict=True):
+        # compare --servers: which server, last, so the other keys keep their places
+        server = result.database.server
+        print_summary_line(console, f"{line} server={server}" if server else line)
 
 
 def diff_table(results: Sequence[Result], names: Sequence[str] | None = None) -> Table:

@@ -152,6 +152,8 @@ def _plan_line(result: Result, batch: str) -> str:
         f"isolation {result.isolation}" if result.isolation else "",
         f"max tries {result.max_tries}" if result.max_tries > 1 else "",
         f"cpu work {result.cpu_work_ms:g} ms/txn" if result.cpu_work_ms else "",
+        f"query mode {result.query_mode}" if result.query_mode != "prepared" else "",
+        "a connection per transaction (-C)" if result.connect_per_transaction else "",
     ]
     return " · ".join(
         [
@@ -387,6 +389,36 @@ def statements_table(result: Result, limit: int = MAX_STATEMENT_ROWS) -> Table:
     return table
 
 
+def scripts_table(result: Result) -> Table:
+    """pgbench's per-script report, as a table: each script's weight (and the
+    share it targets), transactions (and the share it got), tps, failures
+    and latency. Its statements are those of the per-statement table whose
+    ``where`` names it."""
+    total_weight = sum(s.weight for s in result.per_script) or 1
+    total = sum(s.transactions for s in result.per_script) or 1
+    table = Table(title="per script", title_justify="left", title_style="bold")
+    table.add_column("script", no_wrap=True)
+    for name in ("weight", "transactions", "tps", "failed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for name in ("mean ms", "p50", "p99"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=6)
+    for index, stat in enumerate(result.per_script, start=1):
+        lat = stat.latency
+        tps = stat.ok / result.duration_s if result.duration_s > 0 else 0.0
+        failed_pct = 100.0 * stat.failed / stat.transactions if stat.transactions else 0.0
+        table.add_row(
+            f"{index}: {escape(stat.name)}",
+            f"{stat.weight} ({100.0 * stat.weight / total_weight:.1f} %)",
+            f"{stat.transactions:,} ({100.0 * stat.transactions / total:.1f} %)",
+            f"{tps:,.1f}",
+            f"{stat.failed:,} ({failed_pct:.3f} %)",
+            _ms(lat.mean, lat),
+            _ms(lat.p50, lat),
+            _ms(lat.p99, lat),
+        )
+    return table
+
+
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -487,8 +519,13 @@ def render(result: Result, verdicts: Sequence[Verdict] = ()) -> RenderableType:
     """The whole report of one run but its :func:`summary_line` (see
     :func:`print_run`); it ends with what went wrong, if anything did."""
     parts: list[RenderableType] = [summary_table(result)]
+    if len(result.per_script) > 1:
+        parts += [Text(""), scripts_table(result)]
     if result.statements:
         parts += [Text(""), statements_table(result)]
+    if result.log_files:
+        shown = ", ".join(result.log_files)
+        parts += [Text(f"transaction log (pgbench's format): {shown}", style="dim")]
     if result.server is not None:
         parts += [Text(""), server_section(result.server)]
     if verdicts:

@@ -31,6 +31,7 @@ from dbload.measure.comparison import (
     diff,
     environment,
     rows,
+    servers,
 )
 from dbload.measure.result import Result
 from dbload.measure.thresholds import Verdict
@@ -290,11 +291,13 @@ def _table(
     sources: Sequence[str] | None,
 ) -> str:
     modes = [r.mode for r in comparison.results]
-    heads = ["#", *(["source"] if sources else []), "mode", "clients", "tps"]
+    several = len(servers(comparison.results)) > 1  # compare --servers
+    heads = ["#", *(["source"] if sources else []), *(["server"] if several else [])]
+    heads += ["mode", "clients", "tps"]
     heads += ["\u0394 tps"] if deltas else []
     heads += ["p50 ms", "p99 ms"] + (["\u0394 p99"] if deltas else [])
     heads += ["speedup", "% of ideal", "CPU (% of one core)", "bound"]
-    left = {"source", "mode", "CPU (% of one core)", "bound"}
+    left = {"source", "server", "mode", "CPU (% of one core)", "bound"}
     thead = "".join(f"<th{' class=l' if h in left else ''}>{_esc(h)}</th>" for h in heads)
     body = []
     first = comparison.results[0] if comparison.results else None
@@ -303,6 +306,8 @@ def _table(
         cells = [f"<td>{i + 1}</td>"]
         if sources:
             cells.append(f'<td class="l"><code>{_esc(sources[i])}</code></td>')
+        if several:
+            cells.append(f'<td class="l">{_esc(row.server)}</td>')
         cells.append(
             f'<td class="l"><span class="dot" style="background:{mode_colour(row.mode, modes)}">'
             f"</span>{_esc(row.mode)}</td>"

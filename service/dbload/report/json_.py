@@ -5,7 +5,9 @@ The layout is documented in README.md; change both together. @2 (from @1):
 count, ``latency_ms`` is null when no transaction succeeded (as is a
 statement's when it never completed), and each statement has its ``count``.
 The compare and capacity files hold runs in this layout, so their schema
-moved to @2 with it. report/load.py reads both versions.
+moved to @2 with it. report/load.py reads both versions. Added within @2
+(older files lack them): ``per_script`` (pgbench's per-script figures),
+``log_files`` (-l) and ``planned.query_mode`` / ``connect_per_transaction``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dbload.measure.comparison import Comparison
-from dbload.measure.result import Result
+from dbload.measure.result import DatabaseInfo, Result, ScriptStats
 from dbload.measure.server import ServerStats
 from dbload.measure.sqlstate import condition_name
 from dbload.measure.thresholds import Verdict
@@ -72,6 +74,8 @@ def _result_dict(result: Result) -> dict[str, Any]:
             "max_tries": result.max_tries,
             "isolation": result.isolation,
             "cpu_work_ms": result.cpu_work_ms,
+            "query_mode": result.query_mode,
+            "connect_per_transaction": result.connect_per_transaction,
         },
         "started_at": result.started_at,
         "duration_s": round(result.duration_s, 4),
@@ -106,7 +110,7 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "latency_ms": _latency(lat) if result.ok else None,
         "errors": _errors(result),
         "series": [asdict(point) for point in result.series],
-        "database": asdict(result.database),
+        "database": _database(result.database),
         "cpu": None
         if cpu is None
         else {
@@ -133,7 +137,37 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "histogram": {"unit": "us", "encoding": "HdrHistogram-V2-base64", "data": result.histogram},
         "versions": result.versions,
         "server": None if result.server is None else _server(result.server),
+        "per_script": [_script(result, s) for s in result.per_script],
+        "log_files": list(result.log_files),
     }
+
+
+def _script(result: Result, stat: ScriptStats) -> dict[str, Any]:
+    """One script's figures (pgbench's per-script report); ``statements``
+    index ``statements.detail``."""
+    total_weight = sum(s.weight for s in result.per_script) or 1
+    return {
+        "name": stat.name,
+        "weight": stat.weight,
+        "weight_share": round(stat.weight / total_weight, 6),
+        "count": stat.transactions,
+        "ok": stat.ok,
+        "failed": stat.failed,
+        "per_second": round(stat.ok / result.duration_s, 3) if result.duration_s > 0 else 0.0,
+        "latency_ms": _latency(stat.latency) if stat.ok else None,
+        "statements": list(stat.statements),
+    }
+
+
+def _database(info: DatabaseInfo) -> dict[str, Any]:
+    """kind, url, server_version; on a ``compare --servers`` axis also the
+    entry (``server``), ``image`` and ``settings``: files of one server keep
+    their layout."""
+    data = asdict(info)
+    if not info.server:
+        for name in ("server", "image", "settings"):
+            data.pop(name, None)
+    return data
 
 
 def _errors(result: Result) -> dict[str, dict[str, Any]]:
@@ -178,12 +212,25 @@ def compare_to_dict(
     """``dbload compare``'s results.json: every run, each in the result@2
     layout; ``verdicts[i]`` (compare --threshold) are run i's."""
     cells = list(verdicts) or [()] * len(comparison.results)
-    return {
+    data: dict[str, Any] = {
         "schema": COMPARE_SCHEMA,
         "workload": comparison.workload,
         "created_at": comparison.created_at,
         "runs": [to_dict(r, v) for r, v in zip(comparison.results, cells, strict=True)],
     }
+    listed = _servers(comparison.results)
+    if listed:  # compare --servers; each run's "database" names its own
+        data["servers"] = listed
+    return data
+
+
+def _servers(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """Each ``--servers`` entry once, in run order, with what it is."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in results:
+        if r.database.server and r.database.server not in seen:
+            seen[r.database.server] = _database(r.database)
+    return [{"name": name, **info} for name, info in seen.items()]
 
 
 def write_compare_json(path: Path, comparison: Comparison) -> None:

@@ -22,7 +22,7 @@ from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, decode
 from dbload.measure.recorder import Interval
-from dbload.measure.result import DatabaseInfo, Result, StatementStats
+from dbload.measure.result import DatabaseInfo, Result, ScriptStats, StatementStats
 from dbload.measure.server import (
     COUNTERS,
     RUN,
@@ -127,6 +127,12 @@ class _Obj:
         if not all(isinstance(item, str) for item in items):
             raise _Invalid(self._path(key))
         return [str(item) for item in items]
+
+    def integers(self, key: str) -> list[int]:
+        items = self._get(key, (list,))
+        if not all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+            raise _Invalid(self._path(key))
+        return [int(item) for item in items]
 
     def mapping(self, key: str, value_type: type) -> dict[str, Any]:
         items = self._get(key, (dict,))
@@ -345,6 +351,19 @@ def _interval(obj: _Obj) -> Interval:
     )
 
 
+def _database(db: _Obj) -> DatabaseInfo:
+    """kind, url, version; the server entry, image and settings of a
+    ``compare --servers`` run when present (files before it have none)."""
+    return DatabaseInfo(
+        kind=db.text("kind"),
+        url=db.text("url"),
+        server_version=db.text("server_version"),
+        server=db.text("server") if db.has("server") else "",
+        image=db.opt_text("image") if db.has("image") else None,
+        settings=db.mapping("settings", str) if db.has("settings") else {},
+    )
+
+
 def _result(top: _Obj) -> Result:
     planned, txn, stmts = top.obj("planned"), top.obj("transactions"), top.obj("statements")
     db = top.obj("database")
@@ -375,9 +394,7 @@ def _result(top: _Obj) -> Result:
         "series": tuple(_interval(p) for p in top.objs("series")),
         "statements": tuple(_statement(s) for s in stmts.objs("detail")),
         "cpu": _cpu(top.opt_obj("cpu")),
-        "database": DatabaseInfo(
-            kind=db.text("kind"), url=db.text("url"), server_version=db.text("server_version")
-        ),
+        "database": _database(db),
         "histogram": histogram,
         "versions": top.mapping("versions", str),
     }
@@ -414,7 +431,34 @@ def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
             found["stages"] = _stages(stages)
     if top.has("server") and "server" in _RESULT_FIELDS:
         found["server"] = _server(top.opt_obj("server"))
+    found.update(_pgbench_fields(top, planned))
     return found
+
+
+def _pgbench_fields(top: _Obj, planned: _Obj) -> dict[str, Any]:
+    """Issue 12's additions: per-script figures, -M, -C and the -l files."""
+    found: dict[str, Any] = {}
+    if top.has("per_script"):
+        found["per_script"] = tuple(_script(obj) for obj in top.objs("per_script"))
+    if top.has("log_files"):
+        found["log_files"] = tuple(top.texts("log_files"))
+    if planned.has("query_mode"):
+        found["query_mode"] = planned.text("query_mode")
+    if planned.has("connect_per_transaction"):
+        found["connect_per_transaction"] = planned.flag("connect_per_transaction")
+    return found
+
+
+def _script(obj: _Obj) -> ScriptStats:
+    ok = obj.integer("ok")
+    return ScriptStats(
+        name=obj.text("name"),
+        weight=obj.integer("weight"),
+        ok=ok,
+        failed=obj.integer("failed"),
+        latency=_latency(obj.opt_obj("latency_ms"), ok),
+        statements=tuple(obj.integers("statements")),
+    )
 
 
 def _errors(top: _Obj) -> dict[str, Any]:

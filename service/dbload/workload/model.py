@@ -13,7 +13,9 @@ from typing import Any, NamedTuple, TypeAlias
 
 from dbload.errors import WorkloadError
 
-Value: TypeAlias = int | float | str
+# None is SQL NULL (pgbench's NULL); a str is text as set by -D, \gset or
+# \setshell, typed when an expression reads it (expr.from_text).
+Value: TypeAlias = int | float | str | bool | None
 
 
 class ScriptRuntimeError(WorkloadError):
@@ -43,6 +45,14 @@ class Statement:
     script: int  # index of the owning script in Workload.scripts
     source: str  # file name (or built-in name) for messages
     line: int  # 1-based line where the statement starts
+    # for -M simple: the literal SQL around each variable use, with
+    # len(parts) == len(param_refs) + 1; param_refs[i] indexes params
+    parts: tuple[str, ...] = ()
+    param_refs: tuple[int, ...] = ()
+    compound: bool = False  # psql's \; glued commands: -M simple only
+    # may create what later statements use (CREATE, PREPARE, DO, SET, ...):
+    # a later statement that cannot be prepared up front is prepared when run
+    may_create: bool = False
 
     @property
     def where(self) -> str:

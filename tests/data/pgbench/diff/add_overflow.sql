@@ -1,0 +1,3 @@
+-- 64-bit overflow in + fails the transaction
+INSERT INTO probe (k, v) VALUES ('before', 1);
+\set x 9223372036854775807 + 1

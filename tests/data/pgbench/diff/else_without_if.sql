@@ -1,0 +1,3 @@
+-- \else with no \if: refused before running
+INSERT INTO probe (k, v) VALUES ('x', 1);
+\else

@@ -1,0 +1,4 @@
+-- diff: query-modes=simple
+-- \gset on a \; compound takes the last statement's row
+SELECT 1 AS a \; SELECT 2 AS b \gset
+INSERT INTO probe (k, v) VALUES ('b', :b);

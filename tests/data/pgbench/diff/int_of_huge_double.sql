@@ -1,0 +1,3 @@
+-- int() of a double beyond int64
+INSERT INTO probe (k, v) VALUES ('before', 1);
+\set x int(1e19)

@@ -1,0 +1,3 @@
+-- \sleep :var of an undefined variable fails at run time
+INSERT INTO probe (k, v) VALUES ('before', 1);
+\sleep :nope ms
