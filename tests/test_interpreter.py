@@ -307,6 +307,24 @@ def test_values_reach_the_server_alike_in_every_query_mode(
     ]
 
 
+def test_simple_mode_pastes_numbers_as_numbers_and_negatives_safely(
+    probe: str, tmp_path: Path
+) -> None:
+    """-M simple pastes a number as a numeric literal, as pgbench does (1e20
+    is not the text '1e+20'), and a negative one safely (``10 - :v`` with
+    v = -5 would read ``10 - -5``: a comment)."""
+    script = (
+        "\\set v -5\n"
+        "\\set big 1e20\n"
+        "INSERT INTO probe VALUES ('neg', (10 - :v)::text, 10 - :v);\n"
+        "INSERT INTO probe VALUES ('big', (:big)::text, NULL);\n"
+    )
+    recorder = run(probe, tmp_path, script, "sequential", n=1, query_mode="simple")
+    assert (recorder.ok, recorder.failed) == (1, 0)
+    # quoted, 1e+20 would have stayed the text '1e+20'
+    assert rows(probe) == [("big", "100000000000000000000", None), ("neg", "15", 15)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_simple_mode_runs_a_compound_as_one_request(probe: str, tmp_path: Path, mode: str) -> None:

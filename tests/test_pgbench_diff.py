@@ -419,18 +419,20 @@ def assert_refused_clearly(ours: Outcome, case: Case) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sequential", "async"])
+@pytest.mark.parametrize("query_mode", ["prepared", "simple"])
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_agrees_with_pgbench(
     name: str,
+    query_mode: str,
     mode: str,
     builtin_cases: dict[str, Case],
     pgbench_outcome: PgbenchRun,
     make_database: Callable[[], str],
 ) -> None:
     case = builtin_cases[name]
-    theirs = pgbench_outcome(case, "prepared")
+    theirs = pgbench_outcome(case, query_mode)
     assert theirs.history == (case.transactions if name != "select-only" else 0)
-    ours = run_dbload(case, "prepared", mode, make_database())
+    ours = run_dbload(case, query_mode, mode, make_database())
     assert_agree(theirs, ours)
 
 

@@ -121,6 +121,7 @@ def postgres_container(image: str | None = None) -> Iterator[str]:
     image = container_image(image)
     token = secrets.token_hex(8)
     with _terminate_raises():
+        _ensure_image(image)  # nothing to remove yet when this fails
         try:
             url = _start(image, token)
             yield url
@@ -130,7 +131,6 @@ def postgres_container(image: str | None = None) -> Iterator[str]:
 
 def _start(image: str, token: str) -> str:
     """Start the container; its DSN, or a one-line DatabaseError."""
-    _ensure_image(image)
     try:
         # The constructor already talks to the engine: it belongs in the try.
         container = _container_class()(

@@ -4,6 +4,12 @@ Parameters are sent as text of unknown type, as pgbench does (the stream
 makes every value text; psycopg dumps a str with no type, oid 0), so the
 server infers each one's type from the statement and parses the text: a
 value binds the same way in pgbench, in psycopg and in asyncpg.
+
+The worker drives the interpreter (dbload.workload.stream) and does its I/O:
+``-M prepared`` executes with prepare=True (psycopg prepares each statement
+once per connection), ``extended`` with prepare=False (unnamed statements),
+``simple`` sends the interpolated text without parameters (psycopg then uses
+the simple query protocol); ``\\startpipeline`` enters psycopg's pipeline mode.
 """
 
 from __future__ import annotations

@@ -3,6 +3,15 @@
 Each worker holds one connection for the whole run and executes statements
 it prepared itself (asyncpg's per-query pool checkout costs about two thirds
 of the throughput, SPEC §3). uvloop is used when installed.
+
+Both workers drive the same interpreter (dbload.workload.stream) and only do
+its I/O. The query modes, with asyncpg: ``prepared`` (the default) prepares
+each statement once per connection; ``extended`` runs it as asyncpg's
+unnamed statement, parsed again at every execution in the same round trip
+(see :func:`_unnamed`); ``simple`` interpolates the values and sends one
+simple-protocol Query. asyncpg has no pipeline mode: a script with
+``\\startpipeline`` is refused before the run (sequential and threads run it
+with psycopg's).
 """
 
 from __future__ import annotations
@@ -510,7 +519,8 @@ async def _worker(
     schedule = client.schedule
     limit = plan.latency_limit_ns
     lag: int | None = None
-    while not stop.is_set() and client.has_work:
+    quota = client.quota  # client.has_work, without a property call per transaction
+    while not stop.is_set() and (quota is None or client.done < quota):
         txn = stream.transaction()
         # open loop: latency counts from the scheduled start, so a worker
         # that falls behind shows up in latency, not only in lag

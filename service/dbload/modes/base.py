@@ -218,7 +218,8 @@ def make_clients(plan: Plan, clients: Sequence[int], recorder: Recorder) -> list
         try:
             client = Client(plan, client_id, recorder)
         except WorkloadError as exc:
-            script_failed(recorder, f"client {client_id}", str(exc), time.perf_counter_ns())
+            at = time.perf_counter_ns()
+            script_failed(recorder, f"client {client_id}", str(exc), at, client=client_id)
             continue
         if client.has_work:
             made.append(client)
@@ -283,12 +284,22 @@ def run_shell(argv: Sequence[str], capture: bool) -> tuple[int, str]:
     return done.returncode, out
 
 
+# A number as pgbench prints one (wire_text): pasted as a numeric literal,
+# as pgbench pastes it, so that 1e+20 is the number 1e20 and not the text.
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]*)?(?:e[+-][0-9]+)?\Z")
+
+
 def sql_literal(value: str | None) -> str:
-    """A value as an SQL literal for -M simple: quoted, NULL as NULL; an
-    E'' string when it holds a backslash, so that it reads the same whatever
-    standard_conforming_strings says."""
+    """A value as an SQL literal for -M simple: a number as a numeric literal
+    (a negative one in parentheses: pgbench's bare paste turns ``x - :v``
+    with v = -5 into ``x - -5``, a comment), anything else quoted; NULL as
+    NULL; an E'' string when it holds a backslash, so that it reads the same
+    whatever standard_conforming_strings says. pgbench pastes text unquoted
+    (``hello`` becomes a column name): dbload quotes it, as issue 12 asks."""
     if value is None:
         return "NULL"
+    if _NUMBER.match(value):
+        return f"({value})" if value.startswith("-") else value
     if "\\" in value:
         return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
     return "'" + value.replace("'", "''") + "'"

@@ -460,12 +460,15 @@ class _Context:
     # undefined variable, a bad name): raised once the script has been read,
     # so that what pgbench refuses on reading, it is refused first, as there
     deferred: WorkloadError | None = None
+    # inside an \if body: a command pgbench may never run, so what would
+    # fail there (an undefined variable) fails only if it runs
+    conditional: bool = False
 
     def fail(self, message: str, line: int) -> WorkloadError:
         return WorkloadError(message, source=self.source, line=line)
 
     def defer(self, message: str, line: int) -> None:
-        if self.deferred is None:
+        if self.deferred is None and not self.conditional:
             self.deferred = self.fail(message, line)
 
     def maybe_defined(self, name: str) -> bool:
@@ -614,6 +617,7 @@ class _Builder:
 
     def sql(self, item: _RawSql) -> None:
         ctx = self.ctx
+        ctx.conditional = False  # dbload cannot run it at all, taken or not
         if _is_copy_with_client(item.text):
             ctx.defer(
                 "COPY ... FROM STDIN / TO STDOUT is not supported (nor by pgbench): "
@@ -621,6 +625,7 @@ class _Builder:
                 item.line,
             )
         bound = _bind(item.text)
+        ctx.conditional = bool(self.frames)
         ctx.check_defined(bound.params, item.line)
         index = self.first_statement + len(self.statements)
         self.statements.append(
@@ -642,6 +647,7 @@ class _Builder:
     def meta(self, raw: _RawMeta) -> None:
         name, rest = _words(raw)
         command, line, ctx = name.lower(), raw.line, self.ctx
+        ctx.conditional = bool(self.frames)
         if command in ("gset", "aset"):
             self._gset(command, rest, line)
             return
@@ -909,18 +915,9 @@ def _split_weight(spec: str, what: str) -> tuple[str, int]:
     return base, int(weight)
 
 
-_INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
-_FLOAT_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
-
-
 def _parse_define(value: str) -> Value:
-    """A number when the whole value is one in ASCII digits, as pgbench's
-    strtol/strtod read it (Python's int() also takes ``1_000`` and other
-    scripts' digits); text otherwise."""
-    if _INT_TEXT.fullmatch(value):
-        return int(value)
-    if _FLOAT_TEXT.fullmatch(value):
-        return float(value)
+    """A -D value stays text, as in pgbench: it is sent as written (``007``,
+    not ``7``) and typed only when an expression uses it (expr.from_text)."""
     return value
 
 

@@ -213,7 +213,8 @@ class ParameterStream:
             self._vars.clear()
             self._vars.update(env)
         else:
-            self.script = self._pick()
+            only = self._only
+            self.script = only if only is not None else self._pick()
             if self._replayable:
                 self._saved = (self._rng.getstate(), dict(self._vars))
         return self._run(self.script)

@@ -1,3 +1,4 @@
+-- diff: dbload-modes=sequential,async,threads,processes
 -- diff: transactions=3
 -- diff: args=-D n=0
 -- a \gset variable carries over to the next transaction of the client
