@@ -524,7 +524,10 @@ async def _worker(
         txn = stream.transaction()
         # open loop: latency counts from the scheduled start, so a worker
         # that falls behind shows up in latency, not only in lag
-        start = perf() if schedule is None else schedule.next()
+        if schedule is None:
+            start = perf()
+        else:  # the client drew its first due time when it was made
+            start, client.due = client.due, schedule.next()
         if deadline is not None and start >= deadline:
             break
         if schedule is not None:
