@@ -43,9 +43,14 @@ def test_the_same_seed_schedules_the_same_arrivals_in_every_mode(seeded_dsn: str
     for seed in (1, 2):
         counts = {
             mode: _run(
-                seeded_dsn, workload="select", mode=mode, concurrency=4, duration=0.5,
-                rate=40, seed=seed,
-            ).ok  # fmt: skip
+                seeded_dsn,
+                workload="select",
+                mode=mode,
+                concurrency=4,
+                duration=0.5,
+                rate=40,
+                seed=seed,
+            ).ok
             for mode in sorted(MODES)
         }
         assert len(set(counts.values())) == 1, (seed, counts)

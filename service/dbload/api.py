@@ -208,9 +208,10 @@ def prepare_options(
     known = builtin_names()
     builtins = [resolve_builtin(spec, known) for spec in options.get("builtins", ())]
     chosen = ([workload] if workload is not None else []) + builtins
-    loaded = load_workload(options.get("files", ()), chosen or None, options.get("defines"))
-    if "scale" in loaded.defines:
-        check_scale(loaded.defines["scale"])
+    defines = options.get("defines") or {}
+    if "scale" in defines:  # before the script's checks, which would call it "not a number"
+        check_scale(defines["scale"])
+    loaded = load_workload(options.get("files", ()), chosen or None, defines)
     seed = pick_seed(parse_random_seed(options.get("random_seed"), options.get("seed")))
     query_mode = check_query_mode(options.get("query_mode"))
     check_script_mode(loaded, query_mode)  # \; needs -M simple, a pipeline the other two

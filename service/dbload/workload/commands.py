@@ -22,6 +22,7 @@ class SetCommand:
     name: str
     expr: Expression
     line: int
+    number: int = 0  # pgbench's 1-based command number, for debug()'s line
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class BranchCommand:
     expr: Expression
     target: int
     line: int
+    number: int = 0  # pgbench's 1-based command number, for debug()'s line
 
 
 @dataclass(frozen=True, slots=True)

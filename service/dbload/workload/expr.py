@@ -22,17 +22,28 @@ parses and evaluates; anything that goes wrong is an :class:`ExprError`
 from __future__ import annotations
 
 import math
-import random
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from dbload.workload.model import Value
 
 Number = int | float
 Vars = Mapping[str, object]
-Fn = Callable[[Vars, random.Random], Value]
+
+
+class Rng(Protocol):
+    """What expressions draw from: :class:`PgPrng` (pgbench's values) or a
+    :class:`random.Random`."""
+
+    def random(self) -> float: ...
+
+    def getrandbits(self, k: int, /) -> int: ...
+
+
+Fn = Callable[[Vars, Rng], Value]
 
 
 class ExprError(ValueError):
@@ -424,21 +435,21 @@ def _garbage(name: str, value: float) -> None:
         raise EvalError(f"{name} parameter must be a finite number (not {_c_f(value)})")
 
 
-def rand_uniform(rng: random.Random, lb: Value, ub: Value) -> int:
+def rand_uniform(rng: Rng, lb: Value, ub: Value) -> int:
+    """pgbench's getrand: pg_prng_uint64_range's bitmask rejection."""
     lo, hi = _bounds(lb, ub)
-    return _draw(rng, lo, hi - lo + 1)
+    span = hi - lo
+    if span == 0:  # pg_prng_uint64_range draws nothing for an empty range
+        return lo
+    bits = span.bit_length()
+    value = rng.getrandbits(bits)
+    while value > span:
+        value = rng.getrandbits(bits)
+    return lo + value
 
 
-def _draw(rng: random.Random, lo: int, span: int) -> int:
-    """Uniform in [lo, lo + span): one C call instead of randint's Python
-    layers; the bias is below 2**-52 * span. Folded and variable bounds use
-    this same formula, so a seed gives the same draws either way."""
-    if span >= 2**52:  # beyond a double's precision: let randint be exact
-        return rng.randint(lo, lo + span - 1)
-    return lo + int(rng.random() * span)
-
-
-def rand_gaussian(rng: random.Random, lb: Value, ub: Value, param: Value) -> int:
+def rand_gaussian(rng: Rng, lb: Value, ub: Value, param: Value) -> int:
+    """pgbench 15's getGaussianRand (Box-Muller with sin; 16 moved to cos)."""
     lo, hi = _bounds(lb, ub)
     p = to_float(param)
     if p < MIN_GAUSSIAN_PARAM:
@@ -447,9 +458,8 @@ def rand_gaussian(rng: random.Random, lb: Value, ub: Value, param: Value) -> int
         )
     _garbage("gaussian", p)
     while True:
-        # Box-Muller, keeping draws within +/- p standard deviations
         rand1 = 1.0 - rng.random()  # (0, 1]: log() stays finite
-        rand2 = rng.random()
+        rand2 = 1.0 - rng.random()
         stdev = math.sqrt(-2.0 * math.log(rand1)) * math.sin(2.0 * math.pi * rand2)
         if -p <= stdev < p:
             break
@@ -457,7 +467,7 @@ def rand_gaussian(rng: random.Random, lb: Value, ub: Value, param: Value) -> int
     return lo + int((hi - lo + 1) * fraction)
 
 
-def rand_exponential(rng: random.Random, lb: Value, ub: Value, param: Value) -> int:
+def rand_exponential(rng: Rng, lb: Value, ub: Value, param: Value) -> int:
     lo, hi = _bounds(lb, ub)
     p = to_float(param)
     if p <= 0.0:
@@ -469,7 +479,7 @@ def rand_exponential(rng: random.Random, lb: Value, ub: Value, param: Value) -> 
     return lo + int((hi - lo + 1) * fraction)
 
 
-def rand_zipfian(rng: random.Random, lb: Value, ub: Value, param: Value) -> int:
+def rand_zipfian(rng: Rng, lb: Value, ub: Value, param: Value) -> int:
     """Devroye's rejection method, as pgbench's computeIterativeZipfian."""
     lo, hi = _bounds(lb, ub)
     s = to_float(param)
@@ -481,16 +491,19 @@ def rand_zipfian(rng: random.Random, lb: Value, ub: Value, param: Value) -> int:
     n = hi - lo + 1
     if n <= 1:
         return lo
+    limit = float(n)  # C compares the double x with n made a double
     b = 2.0 ** (s - 1.0)
     exponent = -1.0 / (s - 1.0)
     while True:
-        u = 1.0 - rng.random()  # (0, 1]: avoids 0 ** negative
+        u = rng.random()
         v = rng.random()
+        if u == 0.0:  # C's pow(0, -k) is inf: pgbench rejects that draw
+            continue
         try:
             x: int = math.floor(u**exponent)
         except OverflowError:  # C's pow() gives inf there, and pgbench rejects it
             continue
-        if x > n:  # out of range: reject early (also keeps 1/x finite)
+        if x > limit:  # out of range: reject early (also keeps 1/x finite)
             continue
         t = (1.0 + 1.0 / x) ** (s - 1.0)
         if v * x * (t - 1.0) / (b - 1.0) <= t / b:
@@ -585,8 +598,13 @@ def hash_murmur2(value: int, seed: int) -> int:
 
 
 class PgPrng:
-    """PostgreSQL's pg_prng (xoroshiro128**, seeded through splitmix64):
-    pgbench's permute() and its base random sequence use it."""
+    """PostgreSQL's pg_prng (xoroshiro128**, seeded through splitmix64): the
+    state pgbench's random functions, permute() and its base sequence draw
+    from. It has :class:`random.Random`'s ``random()``, ``getrandbits()``,
+    ``getstate()`` and ``setstate()``, with pg_prng's values: ``random()`` is
+    pg_prng_double, ``getrandbits(k)`` the top ``k`` bits of one 64-bit
+    draw (what pg_prng_uint64_range shifts out), so either can be the
+    ``rng`` an expression is evaluated with."""
 
     __slots__ = ("s0", "s1")
 
@@ -604,13 +622,35 @@ class PgPrng:
         value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _UINT64
         return state, value ^ (value >> 31)
 
+    # The three draws below repeat the xoroshiro128** step inline: each is a
+    # hot path (a method call costs as much as the step itself). Rotations
+    # are masked once, after the XORs (and the multiply by 9: only the low
+    # 64 bits of its operand matter).
     def uint64(self) -> int:
         s0 = self.s0
         sx = self.s1 ^ s0
-        value = (_rotl((s0 * 5) & _UINT64, 7) * 9) & _UINT64
-        self.s0 = _rotl(s0, 24) ^ sx ^ ((sx << 16) & _UINT64)
-        self.s1 = _rotl(sx, 37)
-        return value
+        self.s0 = (((s0 << 24) | (s0 >> 40)) ^ sx ^ (sx << 16)) & _UINT64
+        self.s1 = ((sx << 37) | (sx >> 27)) & _UINT64
+        x = (s0 * 5) & _UINT64
+        return (((x << 7) | (x >> 57)) * 9) & _UINT64
+
+    def getrandbits(self, k: int, /) -> int:
+        """The top ``k`` (1 to 64) bits of one draw."""
+        s0 = self.s0
+        sx = self.s1 ^ s0
+        self.s0 = (((s0 << 24) | (s0 >> 40)) ^ sx ^ (sx << 16)) & _UINT64
+        self.s1 = ((sx << 37) | (sx >> 27)) & _UINT64
+        x = (s0 * 5) & _UINT64
+        return ((((x << 7) | (x >> 57)) * 9) & _UINT64) >> (64 - k)
+
+    def random(self) -> float:
+        """pg_prng_double: the top 52 bits of a draw, in [0, 1)."""
+        s0 = self.s0
+        sx = self.s1 ^ s0
+        self.s0 = (((s0 << 24) | (s0 >> 40)) ^ sx ^ (sx << 16)) & _UINT64
+        self.s1 = ((sx << 37) | (sx >> 27)) & _UINT64
+        x = (s0 * 5) & _UINT64
+        return (((((x << 7) | (x >> 57)) * 9) & _UINT64) >> 12) * _2_TO_MINUS_52
 
     def uint64_range(self, low: int, high: int) -> int:
         """pg_prng_uint64_range: bitmask rejection, as PostgreSQL draws."""
@@ -623,9 +663,26 @@ class PgPrng:
             if value <= span:
                 return low + value
 
+    def getstate(self) -> tuple[int, int]:
+        return self.s0, self.s1
 
-def _rotl(x: int, bits: int) -> int:
-    return ((x << bits) | (x >> (64 - bits))) & _UINT64
+    def setstate(self, state: tuple[int, int]) -> None:
+        self.s0, self.s1 = state
+
+
+_2_TO_MINUS_52 = 2.0**-52
+
+
+def client_rng(random_seed: int, client_id: int) -> PgPrng:
+    """Client ``client_id``'s own state for the script's random functions,
+    as pgbench 15 seeds it for ``--random-seed=random_seed``: main() seeds
+    each client's state, in client order, with one draw of the base
+    sequence (pg_prng seeded with the random seed). Independent of the
+    number of clients, threads or mode."""
+    base = PgPrng(random_seed)
+    for _ in range(client_id):
+        base.uint64()
+    return PgPrng(base.uint64())
 
 
 def default_seed(random_seed: int, clients: int) -> int:
@@ -676,7 +733,7 @@ def _nullable(impl: Callable[..., Value]) -> Callable[..., Value]:
     """pgbench's rule for functions: a NULL argument makes the result NULL
     (after every argument was evaluated, so their errors still count)."""
 
-    def call(rng: random.Random, *args: Value) -> Value:
+    def call(rng: Rng, *args: Value) -> Value:
         for arg in args:
             if arg is None:
                 return None
@@ -857,7 +914,7 @@ def _call(name: str, args: list[_Node]) -> _Node:
             return _fold(lambda: impl(None, *values))
         # random_gaussian(1, 100000, 2.5): the arguments are fixed, only the
         # draw varies; one trial draw finds a bad parameter once and for all
-        trial = _fold(lambda: impl(random.Random(0), *values))
+        trial = _fold(lambda: impl(PgPrng(0), *values))
         if isinstance(trial, _Fail):
             return trial
     return _Call(name, tuple(args), max((a.depth for a in args), default=0) + 1)
@@ -1163,7 +1220,7 @@ def _closure(node: _Node) -> Fn:
 
 
 def _var_closure(name: str) -> Fn:
-    def var(v: Vars, r: random.Random) -> Value:  # _lookup, inlined
+    def var(v: Vars, r: Rng) -> Value:  # _lookup, inlined
         try:
             value = v[name]
         except KeyError:
@@ -1176,7 +1233,7 @@ def _var_closure(name: str) -> Fn:
 
 
 def _raiser(message: str) -> Fn:
-    def fail(v: Vars, r: random.Random) -> Value:
+    def fail(v: Vars, r: Rng) -> Value:
         raise EvalError(message)
 
     return fail
@@ -1201,7 +1258,7 @@ def _case_closure(node: _Case) -> Fn:
     pairs = tuple((_closure(c), _closure(x)) for c, x in node.branches)
     otherwise = _closure(node.otherwise)
 
-    def evaluate(v: Vars, r: random.Random) -> Value:
+    def evaluate(v: Vars, r: Rng) -> Value:
         for cond, value in pairs:
             # truth(), inlined: NULL, false, 0 and 0.0 are false (NaN is not)
             c = cond(v, r)
@@ -1235,7 +1292,7 @@ def _strict_call(raw: Callable[..., Value], fns: list[Fn]) -> Fn:
     if len(fns) == 1:
         (a,) = fns
 
-        def call1(v: Vars, r: random.Random) -> Value:
+        def call1(v: Vars, r: Rng) -> Value:
             x = a(v, r)
             return None if x is None else raw(r, x)
 
@@ -1243,14 +1300,14 @@ def _strict_call(raw: Callable[..., Value], fns: list[Fn]) -> Fn:
     if len(fns) == 2:
         a, b = fns
 
-        def call2(v: Vars, r: random.Random) -> Value:
+        def call2(v: Vars, r: Rng) -> Value:
             x, y = a(v, r), b(v, r)
             return None if x is None or y is None else raw(r, x, y)
 
         return call2
     a, b, c = fns
 
-    def call3(v: Vars, r: random.Random) -> Value:
+    def call3(v: Vars, r: Rng) -> Value:
         x, y, z = a(v, r), b(v, r), c(v, r)
         return None if x is None or y is None or z is None else raw(r, x, y, z)
 
@@ -1258,15 +1315,24 @@ def _strict_call(raw: Callable[..., Value], fns: list[Fn]) -> Fn:
 
 
 def _uniform(lb: Value, ub: Value) -> Fn:
-    """random() with fixed bounds (already checked), the most common \\set of all."""
+    """random() with fixed bounds (already checked), the most common \\set of
+    all: rand_uniform with the range's bit count worked out once."""
     lo, hi = _bounds(lb, ub)
-    span = hi - lo + 1
-    if span >= 2**52:
-        return lambda v, r: _draw(r, lo, span)
-    return lambda v, r: lo + int(r.random() * span)  # _draw, inlined
+    span = hi - lo
+    if span == 0:
+        return lambda v, r: lo
+    bits = span.bit_length()
+
+    def draw(v: Vars, r: Rng) -> Value:
+        value = r.getrandbits(bits)
+        while value > span:
+            value = r.getrandbits(bits)
+        return lo + value
+
+    return draw
 
 
-def _run(root: _Node, v: Vars, r: random.Random) -> Value:
+def _run(root: _Node, v: Vars, r: Rng) -> Value:
     """Evaluate a tree of any height, in the same order as its closures."""
     values: list[Value] = []
     work: list[tuple[_Node, int]] = [(root, 0)]  # (node, how far along it is)
@@ -1362,7 +1428,7 @@ class Expression:
     failure: str | None = None
     debugs: bool = field(default=False)
 
-    def evaluate_at(self, env: Vars, rng: random.Random, script: int, command: int) -> Value:
+    def evaluate_at(self, env: Vars, rng: Rng, script: int, command: int) -> Value:
         """``evaluate``, with the script index and 1-based command number
         that debug() prints (costs nothing more when there is no debug())."""
         if not self.debugs:
@@ -1386,7 +1452,7 @@ def compile_expression(text: str, constants: Mapping[str, Value] | None = None) 
         evaluate = _closure(tree)
     else:
 
-        def evaluate(v: Vars, r: random.Random) -> Value:
+        def evaluate(v: Vars, r: Rng) -> Value:
             return _run(tree, v, r)
 
     return Expression(

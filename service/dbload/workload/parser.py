@@ -614,10 +614,14 @@ class _Builder:
         # the first \if structure error: pgbench checks the structure once the
         # whole script is read, after its syntax
         self.condition: WorkloadError | None = None
+        # pgbench's command count so far: every SQL command and meta-command
+        # but \gset/\aset (merged into their query), as debug() numbers them
+        self.number = 0
 
     def sql(self, item: _RawSql) -> None:
         ctx = self.ctx
         ctx.conditional = False  # dbload cannot run it at all, taken or not
+        self.number += 1
         if _is_copy_with_client(item.text):
             ctx.defer(
                 "COPY ... FROM STDIN / TO STDOUT is not supported (nor by pgbench): "
@@ -652,8 +656,9 @@ class _Builder:
             self._gset(command, rest, line)
             return
         self.previous = "meta"
+        self.number += 1
         if command == "set":
-            assignment = _set(line, rest, ctx)
+            assignment = replace(_set(line, rest, ctx), number=self.number)
             self._always_fails(assignment.expr, f"\\set {assignment.name}", line)
             self.commands.append(assignment)
         elif command == "sleep":
@@ -701,7 +706,7 @@ class _Builder:
         if condition is not None and command == "if":
             self._always_fails(condition, "\\if", line)
             self.frames.append(_Frame(line, len(commands), []))
-            commands.append(BranchCommand(condition, -1, line))
+            commands.append(BranchCommand(condition, -1, line, self.number))
             return
         if not self.frames:
             self._misplaced(f"\\{command} without matching \\if", line)
@@ -722,7 +727,7 @@ class _Builder:
             frame.branch, frame.seen_else = None, True
         else:
             frame.branch = len(commands)
-            commands.append(BranchCommand(condition, -1, line))
+            commands.append(BranchCommand(condition, -1, line, self.number))
 
     def _always_fails(self, expr: Expression, what: str, line: int) -> None:
         """An expression that fails whatever the values (``1 / 0``), in a

@@ -55,6 +55,7 @@ from dbload.workload.expr import (
     EvalError,
     ExprError,
     Number,
+    client_rng,
     compile_expression,
     default_seed,
     truth,
@@ -83,9 +84,12 @@ _SHELL_INT = re.compile(r"[ \t\n\r\f\v]*([+-]?[0-9]+)?[ \t\n\r\f\v]*\Z")
 _FAILURES = (EvalError, ArithmeticError, TypeError, ValueError, RecursionError)
 
 
-def _fold(command: Any, constants: Mapping[str, Number], source: str, what: str) -> Any:
+def _fold(
+    command: Any, constants: Mapping[str, Number], source: str, what: str, script: int
+) -> Any:
     """The command's expression compiled again, now that :scale and -D are
-    known: constants fold away."""
+    known: constants fold away. One that calls debug() is told where it
+    runs, for pgbench's ``debug(script=S,command=N)`` line."""
     try:
         compiled = compile_expression(command.expr.text, constants)
     except ExprError as exc:  # e.g. random(1, 0 * :scale): an empty range
@@ -95,6 +99,9 @@ def _fold(command: Any, constants: Mapping[str, Number], source: str, what: str)
     failure = getattr(compiled, "failure", None)
     if failure and command.expr.variables & constants.keys():
         raise WorkloadError(f"{what}: {failure}", source=source, line=command.line)
+    if getattr(compiled, "debugs", False):
+        number = command.number
+        return lambda env, rng: compiled.evaluate_at(env, rng, script, number)
     return compiled.evaluate
 
 
@@ -103,7 +110,7 @@ def _compile(workload: Workload, script: int, constants: Mapping[str, Number]) -
     source = workload.scripts[script].source
     for command in workload.scripts[script].commands:
         if isinstance(command, SetCommand):
-            evaluate = _fold(command, constants, source, f"\\set {command.name}")
+            evaluate = _fold(command, constants, source, f"\\set {command.name}", script)
             ops.append((_SET, command.name, evaluate, command))
         elif isinstance(command, SqlCommand):
             params = workload.statements[command.statement].params
@@ -113,7 +120,7 @@ def _compile(workload: Workload, script: int, constants: Mapping[str, Number]) -
         elif isinstance(command, SleepCommand):
             ops.append((_SLEEP, command.amount, command.seconds_per_unit, command))
         elif isinstance(command, BranchCommand):
-            evaluate = _fold(command, constants, source, "\\if")
+            evaluate = _fold(command, constants, source, "\\if", script)
             ops.append((_BRANCH, evaluate, command.target, command))
         elif isinstance(command, JumpCommand):
             ops.append((_JUMP, command.target, command))
@@ -156,9 +163,15 @@ class ParameterStream:
         query_mode: str = "prepared",
         clients: int = 1,
     ) -> None:
-        # A string seed is hashed with SHA-512 by random.Random: stable across
-        # processes and Python runs, unlike hash().
-        self._rng = random.Random(f"dbload:{seed}:{client_id}")
+        # The random functions draw from pgbench's own per-client state, so
+        # --random-seed N gives pgbench's values (client_rng: pgbench seeds
+        # client k from the k-th draw of its base sequence).
+        self._rng = client_rng(seed, client_id)
+        # Choosing a script by weight draws from pgbench's per-thread state,
+        # which dbload does not reproduce: its own, apart, so that the
+        # choice never shifts the functions' values. A string seed is hashed
+        # with SHA-512 by random.Random: stable across processes and runs.
+        self._choose = random.Random(f"dbload:{seed}:{client_id}")
         self._vars: dict[str, Value] = {
             "scale": scale,
             "client_id": client_id,
@@ -200,7 +213,7 @@ class ParameterStream:
         if self._only is not None:
             return self._only
         # like pgbench's chooseScript: a uniform draw over the summed weights
-        return bisect.bisect_right(self._cumulative, self._rng.randrange(self._total))
+        return bisect.bisect_right(self._cumulative, self._choose.randrange(self._total))
 
     def transaction(self, retry: bool = False) -> Txn:
         """The next transaction, or (``retry``) the last one again from the

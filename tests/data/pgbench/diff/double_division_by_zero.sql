@@ -1,3 +1,5 @@
+-- diff: judge-mode=prepared
+-- -M simple: dbload quotes text, so it writes what pgbench's prepared mode writes (pgbench 15 pastes it unquoted): README
 -- diff: query-modes=simple,prepared
 -- double division by zero gives +-Infinity and NaN, as pgbench prints them
 \set a 1.0 / 0

@@ -1,3 +1,5 @@
+-- diff: judge-mode=simple
+-- dbload sends NULL as SQL NULL in every -M mode, as pgbench does in simple mode (pgbench 15 binds the text NULL in extended/prepared): README
 -- diff: query-modes=simple,extended,prepared
 -- diff: dbload-modes=sequential,async,threads
 -- NULL, true and false as variables and as values on the wire
