@@ -307,6 +307,19 @@ def test_values_reach_the_server_alike_in_every_query_mode(
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_failed_statement_is_named_by_file_and_line(
+    probe: str, tmp_path: Path, mode: str
+) -> None:
+    """As pgbench names the command a client aborted in: the error's example
+    says which statement failed."""
+    script = "SELECT 1;\n\\set z 0\nSELECT 1 / :z;\n"
+    recorder = run(probe, tmp_path, script, mode, n=1)
+    assert recorder.errors == {"22012": 1}
+    assert recorder.error_examples["22012"] == f"{tmp_path / 's.sql'}:3: division by zero"
+
+
 def test_simple_mode_pastes_numbers_as_numbers_and_negatives_safely(
     probe: str, tmp_path: Path
 ) -> None:

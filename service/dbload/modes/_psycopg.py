@@ -217,8 +217,10 @@ def _execute(
         while True:
             kind = request[0]
             if kind is QUERY:
-                answer = query(request)
+                # appended first: on an error, the step with no time is the
+                # statement that failed (see base.settle)
                 steps.append((request[1], request[2]))
+                answer = query(request)
             elif kind is SLEEP:
                 if cancelled.wait(request[1]):
                     raise _Cancelled

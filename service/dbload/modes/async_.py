@@ -565,13 +565,15 @@ async def _worker(
                 while True:
                     kind = request[0]
                     if kind is QUERY:
+                        # appended first: on an error, the step with no time
+                        # is the statement that failed (see base.settle)
+                        steps.append((request[1], request[2]))
                         run = runs[request[1]]
                         if run is None or request[3]:
                             answer = await session.query(request)
                         else:
                             await run(request[2])
                             answer = None
-                        steps.append((request[1], request[2]))
                     elif kind is SLEEP:
                         await asyncio.sleep(request[1])
                         answer = None

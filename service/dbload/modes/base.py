@@ -251,6 +251,10 @@ def settle(
     if error is None and in_block:
         open_transaction(recorder, client, end)
         return False
+    if error is not None and len(steps) > len(step_ns):
+        # the failed statement, by file and line, as pgbench names its command
+        statement = stream.workload.statements[steps[-1][0]]
+        message = f"{statement.where}: {message}"
     recorder.record(start, end, steps, step_ns, error, tries, lag, message,
                     script=stream.script, client=client.id)  # fmt: skip
     client.done += start >= recorder.measure_from_ns

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Literal
@@ -234,8 +235,15 @@ def error_line(result: Result, code: str, *, prefix: bool = False) -> str:
     example = result.error_examples.get(code, "").strip()
     if example:
         first = _shorten(example.splitlines()[0], EXAMPLE_WIDTH)
-        line += f" \u2014 {'ERROR: ' if prefix and is_sqlstate(code) else ''}{first}"
+        if prefix and is_sqlstate(code):
+            # after the statement's file:line, when the executor named it
+            where, sep, rest = first.partition(": ")
+            first = f"{where}: ERROR: {rest}" if sep and _WHERE.match(where) else f"ERROR: {first}"
+        line += f" \u2014 {first}"
     return line
+
+
+_WHERE = re.compile(r"\S+:[0-9]+\Z")
 
 
 def _errors_text(result: Result) -> Text | str:

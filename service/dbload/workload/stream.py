@@ -205,6 +205,10 @@ class ParameterStream:
         self.script = 0
 
     @property
+    def workload(self) -> Workload:
+        return self._workload
+
+    @property
     def script_source(self) -> str:
         """The file (or built-in) of the script picked last."""
         return self._workload.scripts[self.script].source
