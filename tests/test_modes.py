@@ -656,7 +656,11 @@ def test_the_first_message_of_each_error_code_is_kept(
         transactions=40, seed=5,
     )  # fmt: skip
     assert set(result.errors) == {"22012", "22003"}
-    assert result.error_examples == {"22012": "division by zero", "22003": "integer out of range"}
+    where = f"{script}:2"  # the failed statement, named
+    assert result.error_examples == {
+        "22012": f"{where}: division by zero",
+        "22003": f"{where}: integer out of range",
+    }
 
 
 # -- a server that goes away for good -----------------------------------------

@@ -8,7 +8,9 @@ values are NULL (None), booleans, int64 integers and doubles; integer
 arithmetic truncates toward zero like C and fails on overflow, an operation
 with a double operand is double and follows C's libm (``sqrt(-1)`` is NaN,
 ``1.0 / 0`` is Infinity), any function of a NULL is NULL, and the random,
-hash and permute functions use pgbench's algorithms.
+hash and permute functions use pgbench's algorithms; evaluated with
+:func:`client_rng`'s state, the random functions draw pgbench 15's very
+values for a given ``--random-seed`` and client.
 
 Folding never fails: a constant part that fails (``1 / 0``) becomes a node
 that raises :class:`EvalError` when it is evaluated, since pgbench only
