@@ -920,12 +920,6 @@ def _split_weight(spec: str, what: str) -> tuple[str, int]:
     return base, int(weight)
 
 
-def _parse_define(value: str) -> Value:
-    """A -D value stays text, as in pgbench: it is sent as written (``007``,
-    not ``7``) and typed only when an expression uses it (expr.from_text)."""
-    return value
-
-
 def _read(path: str) -> str:
     try:
         return Path(path).expanduser().read_text(encoding="utf-8")
@@ -943,7 +937,9 @@ def load_workload(
 ) -> Workload:
     """Scripts from ``files`` (``PATH[@WEIGHT]``) and/or built-ins (default ``select``):
     one name or several (``-b``), each ``NAME[@WEIGHT]``, run first."""
-    values = {k: _parse_define(v) for k, v in (defines or {}).items()}
+    # text, as in pgbench: sent as written (007), typed when an expression
+    # uses it (expr.from_text)
+    values: dict[str, Value] = dict(defines or {})
     for key in values:
         if not _NAME.match(key):
             raise WorkloadError(f"-D {key!r}: not a valid variable name")
