@@ -75,6 +75,7 @@ from dbload.workload.arrivals import RateProfile
 from dbload.workload.cpu import loops_for
 from dbload.workload.model import Workload
 from dbload.workload.parser import builtin_names, load_workload
+from dbload.drivers import check_driver
 from dbload.workload.parser import check_query_mode as check_script_mode
 
 
@@ -129,6 +130,7 @@ class RunOptions:
     processes: int | None = None  # processes mode's worker processes (-j); None: a core each
     scale: int | None = None  # -s: reported, and checked against the data
     log: LogSpec | None = None
+    driver: str = ""  # --driver, canonical (dbload.drivers); "" for the mode's default
 
 
 class Options(TypedDict, total=False):
@@ -182,6 +184,9 @@ class Options(TypedDict, total=False):
     log_prefix: str | None
     aggregate_interval: int | None
     sampling_rate: float | None
+    # the client library under the mode (--driver): asyncpg, psycopg,
+    # sqlalchemy (sqlalchemy+asyncpg, sqlalchemy+psycopg); None: the mode's default
+    driver: str | None
 
 
 def prepare_options(
@@ -193,6 +198,7 @@ def prepare_options(
     """Validate every option and parse the scripts, before touching a database."""
     check_known(options)
     get_executor(mode)  # unknown mode fails here, first
+    driver = check_driver(mode, options.get("driver"))
     clients = check_concurrency(mode, concurrency)
     total = check_per_client(
         options.get("transactions_per_client"),
@@ -238,6 +244,7 @@ def prepare_options(
         processes=check_jobs(mode, options.get("jobs")),
         scale=check_scale_option(options.get("scale"), loaded.defines),
         log=_log_spec(mode, clients, seed, t, options),
+        driver=driver,
     )
 
 
@@ -527,6 +534,7 @@ def run_on(
         connect_per_transaction=options.connect_per_transaction,
         processes=options.processes,
         log=options.log,
+        driver=options.driver,
     )
     recorder = Recorder(len(workload.statements), scripts=len(workload.scripts))
     recorder.latency_limit_ns = plan.latency_limit_ns

@@ -350,6 +350,17 @@ PerClientOpt = Annotated[
 ConnectOpt = Annotated[
     bool, typer.Option("--connect", "-C", help="A new connection for each transaction.")
 ]
+DriverOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--driver",
+        metavar="NAME",
+        help="The client library under the mode: asyncpg, psycopg, sqlalchemy (sequential"
+        " and threads: psycopg \\[default], sqlalchemy; async and processes: asyncpg"
+        " \\[default], psycopg, sqlalchemy = sqlalchemy+asyncpg, sqlalchemy+psycopg).",
+        show_default=False,
+    ),
+]
 ProtocolOpt = Annotated[
     str | None,
     typer.Option(
@@ -661,6 +672,7 @@ def run(
     aggregate_interval: AggregateOpt = None,
     sampling_rate: SamplingOpt = None,
     show_script: ShowScriptOpt = None,
+    driver: DriverOpt = None,
 ) -> None:
     """Run one workload in one mode and print a pgbench-like report."""
     check_progress(progress_s)
@@ -675,6 +687,7 @@ def run(
     common["latency_limit"] = latency_limit
     common["stages"] = stages
     common["connect_timeout"] = connect_timeout
+    common["driver"] = driver
     common.update(
         _pgbench_options(
             builtin, select_only, skip_some_updates, per_client, connect, protocol, jobs, scale,

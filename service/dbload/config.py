@@ -96,6 +96,9 @@ class Plan:
     # -l: pgbench's transaction log; the recorder writes it, one file per
     # worker process (processes mode's workers open theirs from this)
     log: LogSpec | None = None
+    # --driver: the client library under the mode (dbload.drivers), by its
+    # canonical name; "" for the mode's default
+    driver: str = ""
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every worker connection starts with."""
