@@ -41,7 +41,7 @@ from dbload.database.resolve import (
     server_version,
 )
 from dbload.errors import DatabaseError, UsageError
-from dbload.modes.async_ import connect_kwargs
+from dbload.drivers.asyncpg_dsn import connect_kwargs
 from dbload.schema.seed import ensure_ready
 from dbload.workload.parser import load_workload
 

@@ -273,8 +273,7 @@ def test_pipelines_are_refused_before_the_run_in_asyncpg_modes(tmp_path: Path, m
     with pytest.raises(WorkloadError) as caught:
         run("postgresql://nowhere.invalid/x", tmp_path, script, mode)
     assert str(caught.value).endswith(
-        "s.sql:2: \\startpipeline: the async and processes modes (asyncpg) have no pipeline"
-        " mode; run --mode sequential or threads"
+        "s.sql:2: \\startpipeline: asyncpg has no pipeline mode; run --driver psycopg"
     )
 
 

@@ -28,7 +28,7 @@ from dbload.errors import DatabaseError, UsageError, WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.measure.result import Result
 from dbload.modes import MODES, get_executor
-from dbload.modes.async_ import connect_kwargs
+from dbload.drivers.asyncpg_dsn import connect_kwargs
 from dbload.schema.seed import ensure_ready
 from dbload.workload.parser import load_workload
 
@@ -944,7 +944,7 @@ def test_libpq_parameters_asyncpg_cannot_honour_are_refused(
         transactions=1, duration_s=None, warmup_s=0.0, seed=1, scale=1,
         dsn=_with(seeded_dsn, **param),
     )  # fmt: skip
-    with pytest.raises(UsageError, match=rf"parameter {name}\b.*--mode threads") as caught:
+    with pytest.raises(UsageError, match=rf"parameter {name}\b.*--driver psycopg") as caught:
         connect_kwargs(plan)
     assert "\n" not in str(caught.value)
 

@@ -8,7 +8,14 @@ processes an async one. A new driver is one module and one line here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dbload.errors import UsageError
+
+if TYPE_CHECKING:
+    from dbload.config import Plan
+    from dbload.drivers.link_async import AsyncDriver
+    from dbload.drivers.link_sync import SyncDriver
 
 SYNC_MODES = ("sequential", "threads")
 ASYNC_MODES = ("async", "processes")
@@ -27,7 +34,7 @@ ALL_DRIVERS = ("asyncpg", "psycopg", "sqlalchemy", "sqlalchemy+asyncpg", "sqlalc
 
 
 def style_of(mode: str) -> str:
-    """"sync" or "async": which loop a mode runs."""
+    """ "sync" or "async": which loop a mode runs."""
     return "sync" if mode in SYNC_MODES else "async"
 
 
@@ -47,9 +54,7 @@ def check_driver(mode: str, driver: str | None) -> str:
     if name in fits:
         return name
     if name not in ALL_DRIVERS and name not in _ALIASES["async"].values():
-        raise UsageError(
-            f"unknown driver {driver!r}; choose one of {', '.join(ALL_DRIVERS)}"
-        )
+        raise UsageError(f"unknown driver {driver!r}; choose one of {', '.join(ALL_DRIVERS)}")
     modes = ", ".join(m for m in (*SYNC_MODES, *ASYNC_MODES) if name in _fits(m))
     raise UsageError(
         f"--driver {name} does not fit --mode {mode}: {mode} runs"
@@ -60,3 +65,34 @@ def check_driver(mode: str, driver: str | None) -> str:
 def _fits(mode: str) -> tuple[str, ...]:
     style = style_of(mode)
     return (SYNC_DRIVERS if style == "sync" else ASYNC_DRIVERS) + tuple(_ALIASES[style])
+
+
+# -- the driver modules, imported when a run needs one -------------------------
+
+
+def async_driver(plan: Plan) -> AsyncDriver:
+    """The async modes' driver for ``plan`` (its checks not yet run)."""
+    name = check_driver(plan.mode, plan.driver or None)
+    if name == "asyncpg":
+        from dbload.drivers.asyncpg_ import AsyncpgDriver
+
+        return AsyncpgDriver(plan)
+    if name == "psycopg":
+        from dbload.drivers.psycopg_async import AsyncPsycopgDriver
+
+        return AsyncPsycopgDriver(plan)
+    from dbload.drivers.sqlalchemy_async import AsyncAlchemyDriver
+
+    return AsyncAlchemyDriver(plan, name.partition("+")[2])
+
+
+def sync_driver(plan: Plan) -> SyncDriver:
+    """The sync modes' driver for ``plan`` (its checks not yet run)."""
+    name = check_driver(plan.mode, plan.driver or None)
+    if name == "psycopg":
+        from dbload.drivers.psycopg_sync import PsycopgDriver
+
+        return PsycopgDriver(plan)
+    from dbload.drivers.sqlalchemy_sync import AlchemyDriver
+
+    return AlchemyDriver(plan, name.partition("+")[2])

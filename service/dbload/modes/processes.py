@@ -42,11 +42,12 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from dbload.config import Plan
+from dbload.drivers import async_driver
 from dbload.errors import DbloadError
 from dbload.measure.merge import DeltaTaker, RecorderState, merge_into
 from dbload.measure.recorder import NS_PER_S, Recorder
-from dbload.modes.async_ import AsyncExecutor, connect_kwargs, refuse_unsupported, run_async
-from dbload.modes.base import Executor, check_plan, clients_label
+from dbload.modes.async_ import checked_driver, run_async
+from dbload.modes.base import Executor, clients_label
 from dbload.workload.expr import Expression, compile_expression
 
 try:
@@ -133,7 +134,7 @@ class _Job:
     cpu: int | None = None  # the core to pin it to (see worker_cpus)
 
 
-_LOGGERS = ("asyncpg",)
+_LOGGERS = ("asyncpg", "psycopg", "psycopg.pool", "sqlalchemy")
 
 
 # -- the worker process --------------------------------------------------------
@@ -500,14 +501,13 @@ def _shutdown(children: list[_Child]) -> None:
 
 class ProcessesExecutor(Executor):
     name = "processes"
-    driver = f"{AsyncExecutor.driver} × processes"  # noqa: RUF001 (a times sign, on purpose)
+    driver = "asyncpg × processes"  # noqa: RUF001 (a times sign, on purpose)
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
         p = worker_processes(plan)
-        self.driver = f"{AsyncExecutor.driver} × {p} processes"  # noqa: RUF001
-        connect_kwargs(plan)  # a DSN asyncpg cannot honour fails here, not in P workers
-        check_plan(plan)  # and so does a script the query mode or asyncpg cannot run
-        refuse_unsupported(plan)
+        self.driver = f"{async_driver(plan).label} × {p} processes"  # noqa: RUF001
+        # a DSN, script or query mode the driver cannot run fails here, not in P workers
+        checked_driver(plan)
         jobs = [
             _Job(
                 index=k,

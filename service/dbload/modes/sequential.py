@@ -1,4 +1,4 @@
-"""sequential: one psycopg connection, one statement after another.
+"""sequential: one connection, one statement after another.
 
 With a concurrency of N, the one connection runs the N clients' parameter
 streams in turn (each with its own variables and ``client_id``, and with
@@ -9,54 +9,47 @@ clients would: the baseline of a comparison runs the same parameters.
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-import psycopg
 
 from dbload.config import Plan
+from dbload.drivers import sync_driver
+from dbload.drivers.link_sync import SyncDriver
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import (
-    InFlight,
-    connect_kwargs,
-    prepare_all,
-    retry_connect,
-    run_worker,
-)
+from dbload.modes import rt_sync
 from dbload.modes.base import Executor, cancel_after_grace, check_plan, deadline_ns
+from dbload.modes.loop_sync import run_clients
+
+
+def checked_driver(plan: Plan) -> SyncDriver:
+    """The plan's driver, once the script and the query mode passed its checks."""
+    check_plan(plan)
+    driver = sync_driver(plan)
+    driver.check(plan)  # type: ignore[attr-defined]
+    return driver
 
 
 class SequentialExecutor(Executor):
     name = "sequential"
-    driver = f"psycopg {psycopg.__version__}"
+    driver = "psycopg"  # until a run names its own (the plan's --driver)
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
-        check_plan(plan)
-
-        def connect() -> psycopg.Connection[Any]:
-            return psycopg.connect(plan.dsn, **connect_kwargs(plan))
-
-        conn = connect()
+        driver = checked_driver(plan)
+        self.driver = driver.label
+        waker = rt_sync.Waker()
         try:
-            prepare_all(conn, plan)
+            (link,) = driver.open(1)
+            waker.use(0, link)
+            lazy = link.prepare_all(None)
             recorder.begin(plan.warmup_s)
-            in_flight, finished = InFlight(), threading.Event()
-            cancel_after_grace(stop, finished, in_flight.cancel_all)
+            finished = threading.Event()
+            cancel_after_grace(stop, finished, waker.cancel_all)
             try:
-                conn = run_worker(
-                    conn,
-                    plan,
-                    range(plan.concurrency),
-                    recorder,
-                    deadline_ns(plan, recorder),
-                    stop,
-                    lambda _lost, until: retry_connect(
-                        connect, psycopg.Connection.close, plan, stop, until
-                    ),
-                    in_flight,
-                    connect,
-                )
+                clients = range(plan.concurrency)
+                deadline = deadline_ns(plan, recorder)
+                run_clients(driver, link, plan, clients, recorder, deadline, stop, waker, lazy)
             finally:
                 finished.set()
                 recorder.finish()
         finally:
-            conn.close()
+            for held in waker.links.values():
+                driver.release(held)
+            driver.close()

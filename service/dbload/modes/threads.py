@@ -1,97 +1,77 @@
-"""threads: N workers in a ThreadPoolExecutor, connections from psycopg_pool.
+"""threads: N workers in a ThreadPoolExecutor, each holding one connection.
 
-Each worker takes one connection for the whole run, like a pgbench client;
-a barrier releases them together once every statement is prepared
-everywhere, so connection setup never counts as latency.
+The driver (--driver: psycopg from a psycopg_pool pool by default, or
+SQLAlchemy's Engine and its pool) opens the connections; a barrier releases
+the workers together once every statement is prepared everywhere, so
+connection setup never counts as latency. Every worker runs the one loop
+of dbload.modes.loop_sync.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from dbload.config import Plan
-from dbload.errors import DatabaseError
+from dbload.drivers.link_sync import SyncDriver, SyncLink
 from dbload.measure.recorder import Recorder
-from dbload.modes._psycopg import (
-    InFlight,
-    connect_kwargs,
-    prepare_all,
-    retry_connect,
-    run_worker,
-)
-from dbload.modes.base import Executor, cancel_after_grace, check_plan, deadline_ns
+from dbload.modes import rt_sync
+from dbload.modes.base import Executor, cancel_after_grace, deadline_ns
+from dbload.modes.loop_sync import run_clients
+from dbload.modes.sequential import checked_driver
 
 
 class ThreadsExecutor(Executor):
     name = "threads"
-    driver = f"psycopg {psycopg.__version__} + psycopg_pool"
+    driver = "psycopg"  # until a run names its own (the plan's --driver)
 
     def run(self, plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
-        check_plan(plan)
+        driver = checked_driver(plan)
+        self.driver = driver.label + (
+            " + psycopg_pool" if driver.label.startswith("psycopg") else ""
+        )
+        n = plan.concurrency
+        waker = rt_sync.Waker()
+        try:
+            links = driver.open(n)
+            for worker, link in enumerate(links):
+                waker.use(worker, link)
+            self._run(driver, links, plan, recorder, stop, waker)
+        finally:
+            for held in waker.links.values():
+                driver.release(held)
+            driver.close()
+
+    def _run(
+        self,
+        driver: SyncDriver,
+        links: list[SyncLink],
+        plan: Plan,
+        recorder: Recorder,
+        stop: threading.Event,
+        waker: rt_sync.Waker,
+    ) -> None:
         n = plan.concurrency
         ready = threading.Barrier(n + 1)
         go = threading.Event()
         setup_errors: list[BaseException] = []
         deadline: list[int | None] = [None]
-        in_flight, finished = InFlight(), threading.Event()
+        finished = threading.Event()
 
-        def worker(pool: ConnectionPool, client_id: int) -> None:
-            pooled: list[psycopg.Connection[Any]] = [pool.getconn()]  # until handed back
-
-            def release(conn: psycopg.Connection[Any]) -> None:
-                if pooled and conn is pooled[0] and not conn.closed:
-                    pool.putconn(pooled.pop())
-                else:
-                    # one of ours, or the pool's, lost: not handed back, for
-                    # the pool would open a replacement that nobody uses
-                    # beside the worker's own (41 backends for -c 20 after
-                    # a kill); close() is idempotent, putconn is not
-                    conn.close()
-
-            def connect() -> psycopg.Connection[Any]:
-                return psycopg.connect(plan.dsn, connect_timeout=10, **connect_kwargs(plan))
-
-            def reconnect(
-                lost: psycopg.Connection[Any], until: int
-            ) -> psycopg.Connection[Any] | None:
-                # Straight to the server, not pool.getconn(): the pool refills
-                # in the background and, after a failed attempt, waits 1 s
-                # before the next (psycopg_pool's fixed initial delay), so a
-                # 0.3 s server restart cost threads mode ~1 s of throughput
-                # (bench/faults.py); dbload's own backoff starts at 50 ms.
-                release(lost)
-                return retry_connect(connect, release, plan, stop, until)
-
-            conn = pooled[0]
+        def worker(client_id: int) -> None:
+            link = links[client_id]
             try:
-                try:
-                    prepare_all(conn, plan)
-                except BaseException as exc:
-                    setup_errors.append(exc)
-                ready.wait()
-                go.wait()
-                if not stop.is_set():
-                    conn = run_worker(
-                        conn, plan, (client_id,), recorder, deadline[0], stop, reconnect,
-                        in_flight, connect,
-                    )  # fmt: skip
-            finally:
-                release(conn)
+                lazy = link.prepare_all(None)
+            except BaseException as exc:
+                setup_errors.append(exc)
+            ready.wait()
+            go.wait()
+            if not stop.is_set():
+                run_clients(driver, link, plan, (client_id,), recorder, deadline[0], stop,
+                            waker, lazy)  # fmt: skip
 
-        pool = ConnectionPool(
-            plan.dsn, min_size=n, max_size=n, kwargs=connect_kwargs(plan), open=False
-        )
-        with pool, ThreadPoolExecutor(max_workers=n, thread_name_prefix="dbload") as threads:
-            try:
-                pool.wait(timeout=30)
-            except PoolTimeout:
-                raise DatabaseError(f"could not open {n} connections within 30 s") from None
-            futures = [threads.submit(worker, pool, i) for i in range(n)]
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="dbload") as threads:
+            futures = [threads.submit(worker, i) for i in range(n)]
             ready.wait()
             if setup_errors:
                 stop.set()
@@ -99,7 +79,7 @@ class ThreadsExecutor(Executor):
                 raise setup_errors[0]
             recorder.begin(plan.warmup_s)
             deadline[0] = deadline_ns(plan, recorder)
-            cancel_after_grace(stop, finished, in_flight.cancel_all)
+            cancel_after_grace(stop, finished, waker.cancel_all)
             go.set()
             try:
                 for future in futures:
