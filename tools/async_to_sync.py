@@ -66,7 +66,6 @@ RENAMES = {
 }
 # whole texts spelled differently in the sync world
 LINE_RENAMES = {
-    "\nASYNC = True\n": "\nASYNC = False\n",
     "from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession,"
     " create_async_engine\n": "from sqlalchemy import Connection, Engine, create_engine\n"
     "from sqlalchemy.orm import Session\n",
@@ -80,6 +79,7 @@ def convert(source: str, name: str) -> str:
     text = _resolve_if_async(source)
     for old, new in LINE_RENAMES.items():
         text = text.replace(old, new)
+    text = re.sub(r"^ASYNC = True$", "ASYNC = False", text, flags=re.MULTILINE)
     text = _retoken(text)
     header = (
         f"# Generated from {name} by tools/async_to_sync.py:\n"

@@ -22,6 +22,7 @@ import asyncpg
 
 from dbload.config import Plan
 from dbload.drivers.asyncpg_dsn import connect_kwargs
+from dbload.drivers.link_async import Run
 from dbload.errors import DatabaseError, WorkloadError
 from dbload.modes.base import (
     CLIENT_CHECK_MS,
@@ -45,7 +46,6 @@ RECONNECT_TIMEOUT_S = 10.0
 _TEXT = {"text", "varchar", "bpchar", "name", "unknown", "char"}
 ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
-Run = Callable[[tuple[str | None, ...]], Coroutine[Any, Any, Any]]
 _Stmt: TypeAlias = asyncpg.prepared_stmt.PreparedStatement
 
 

@@ -244,9 +244,10 @@ def _connect_for(driver: SyncDriver, recorder: Recorder, client: Client) -> Sync
     """-C: a connection for one transaction, its statements prepared when
     first run (inside the latency, as pgbench -C re-prepares); None (the
     client is aborted, as pgbench aborts it) when the server refuses."""
+    errors: tuple[type[BaseException], ...] = (*driver.errors, OSError, TimeoutError)
     try:
         return driver.connect()
-    except (*driver.errors, OSError, TimeoutError) as exc:
+    except errors as exc:
         code = getattr(exc, "sqlstate", None) or LOST_CONNECTION
         message = f"could not connect: {first_line(str(exc), type(exc).__name__)}"
         now = time.perf_counter_ns()
@@ -264,6 +265,7 @@ def reconnect(
     instant passes (None then). The lost one is released first: a worker
     holds one connection, however often it reconnects."""
     driver.release(lost)
+    errors: tuple[type[BaseException], ...] = (*driver.errors, OSError, TimeoutError)
     delay = RECONNECT_FIRST_S
     while not stop.is_set() and time.perf_counter_ns() < until:
         link: SyncLink | None = None
@@ -271,7 +273,7 @@ def reconnect(
             link = driver.connect()
             link.prepare_all(lazy)
             return link
-        except (*driver.errors, OSError, TimeoutError):
+        except errors:
             if link is not None:
                 driver.release(link)  # connected, but lost while preparing
             rt.backoff(min(delay, max(0.0, (until - time.perf_counter_ns()) / 1e9)), stop)

@@ -10,6 +10,7 @@ of dbload.modes.loop_sync.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from dbload.config import Plan
@@ -45,7 +46,7 @@ class ThreadsExecutor(Executor):
     def _run(
         self,
         driver: SyncDriver,
-        links: list[SyncLink],
+        links: Sequence[SyncLink],
         plan: Plan,
         recorder: Recorder,
         stop: threading.Event,
