@@ -348,5 +348,8 @@ def lazy_statements(plan: Plan, refused: dict[int, str]) -> set[int]:
 
 def skip_check(plan: Plan, statement: Statement) -> bool:
     """A statement that is not prepared before the run: a \\; compound in
-    simple mode (a prepared statement holds one command)."""
+    simple mode (a prepared statement holds one command), and a Python
+    workload's named step (a row of the report, not SQL)."""
+    if plan.workload.scripts[statement.script].python is not None:
+        return True
     return plan.query_mode == "simple" and statement.compound

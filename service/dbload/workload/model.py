@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from dbload.errors import WorkloadError
+
+if TYPE_CHECKING:  # python.py builds Scripts: a real import would be circular
+    from dbload.workload.python import PythonCode
 
 # None is SQL NULL (pgbench's NULL); a str is text as set by -D, \gset or
 # \setshell, typed when an expression reads it (expr.from_text).
@@ -61,7 +64,7 @@ class Statement:
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """One pgbench-style script: one 'transaction' per execution."""
+    """One pgbench-style script or Python workload: one 'transaction' per execution."""
 
     name: str  # built-in name or file path as given
     source: str  # what error messages call it
@@ -69,6 +72,9 @@ class Script:
     description: str  # from a leading comment, may be empty
     commands: tuple[object, ...]  # parser-private: \set, \sleep, SQL (see parser)
     statements: tuple[int, ...]  # indexes into Workload.statements, in order
+    # a Python workload (-f tasks.py): its functions; commands is then empty
+    # and statements are its ctx.step() names
+    python: PythonCode | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from dbload.workload.expr import (
     wire_text,
 )
 from dbload.workload.model import Script, Statement, Value, Workload
+from dbload.workload.python import is_python, load_python
 
 __all__ = [
     "BUILTIN_VARIABLES",
@@ -930,6 +931,10 @@ def _read(path: str) -> str:
         raise WorkloadError(f"cannot read script: {reason}", source=path) from None
 
 
+def _label(name: str) -> str:
+    return Path(name).name.removesuffix(".sql").removesuffix(".py")
+
+
 def load_workload(
     files: Sequence[str] = (),
     builtin: str | Sequence[str] | None = None,
@@ -943,31 +948,41 @@ def load_workload(
     for key in values:
         if not _NAME.match(key):
             raise WorkloadError(f"-D {key!r}: not a valid variable name")
-    sources: list[tuple[str, str, str, int]] = []  # name, source, text, weight
+    sources: list[tuple[str, str, str | None, int]] = []  # name, source, text, weight
     builtins = [builtin] if isinstance(builtin, str) else list(builtin or ())
     for spec in builtins or ([] if files else [DEFAULT_BUILTIN]):
         name, weight = _split_weight(spec, "workload")
         sources.append((name, name, builtin_text(name), weight))
     for spec in files:
         path, weight = _split_weight(spec, "script")
-        sources.append((path, path, _read(path), weight))
+        # a Python workload (text None) is imported, not read, when its turn comes
+        sources.append((path, path, None if is_python(path) else _read(path), weight))
     scripts: list[Script] = []
     statements: list[Statement] = []
     for index, (name, source, text, weight) in enumerate(sources):
-        script, stmts = parse_script(
-            text,
-            name=name,
-            source=source,
-            weight=weight,
-            script_index=index,
-            first_statement=len(statements),
-            defines=values,
-        )
+        if text is None:
+            script, stmts = load_python(
+                source,
+                name=name,
+                weight=weight,
+                script_index=index,
+                first_statement=len(statements),
+            )
+        else:
+            script, stmts = parse_script(
+                text,
+                name=name,
+                source=source,
+                weight=weight,
+                script_index=index,
+                first_statement=len(statements),
+                defines=values,
+            )
         scripts.append(script)
         statements += stmts
     if sum(s.weight for s in scripts) == 0:
         raise WorkloadError("every script has weight 0: nothing would run")
-    label = "+".join(Path(s.name).name.removesuffix(".sql") for s in scripts)
+    label = "+".join(_label(s.name) for s in scripts)
     return Workload(
         name=label, scripts=tuple(scripts), statements=tuple(statements), defines=values
     )

@@ -24,6 +24,11 @@ Requests:
     ``(SHELL, argv, capture)``: run ``" ".join(argv)`` with the shell, answer
     ``(returncode, stdout)``; the interpreter applies pgbench's rules.
     ``(PIPELINE, "start" | "sync" | "end")``, answer None.
+    ``(CALL, code, ctx)``: a Python workload's whole transaction: call
+    ``code.sync_fn(db, ctx)`` or ``await code.async_fn(db, ctx)``
+    (:class:`~dbload.workload.python.PythonCode`, :class:`TaskContext`),
+    answer None. ``ctx`` is the client's for that script, the same object
+    every time (a retry yields it again, its random state rewound).
 
 A client-side failure raises :class:`ScriptRuntimeError` out of the
 generator. A worker's stream depends only on the workload, the seed and the
@@ -64,9 +69,10 @@ from dbload.workload.expr import (
 from dbload.workload.model import SLEEP as STEP_SLEEP
 from dbload.workload.model import ScriptRuntimeError, Step, Transaction, Value, Workload
 from dbload.workload.parser import sleep_seconds
+from dbload.workload.python import PythonCode, TaskContext
 
 # Request kinds: small ints, compared with ``is`` on the hot path.
-QUERY, SLEEP, SHELL, PIPELINE = 0, 1, 2, 3
+QUERY, SLEEP, SHELL, PIPELINE, CALL = 0, 1, 2, 3, 4
 Request: TypeAlias = tuple[Any, ...]
 Answer: TypeAlias = Any
 Txn: TypeAlias = Generator[Request, Answer, None]
@@ -201,6 +207,19 @@ class ParameterStream:
         self._only = live[0] if len(live) == 1 else None
         self._replayable = replayable
         self._saved: tuple[Any, dict[str, Value]] | None = None
+        # a Python script's ctx, one per script for the client's whole run
+        self._calls: list[tuple[PythonCode, TaskContext] | None] = [
+            None
+            if (code := s.python) is None
+            else (
+                code,
+                TaskContext(
+                    code, seed=seed, client_id=client_id, scale=scale, defines=workload.defines
+                ),
+            )
+            for s in workload.scripts
+        ]
+        self._saved_random: Any = None
         self._simple = query_mode == "simple"
         self.script = 0
 
@@ -234,7 +253,18 @@ class ParameterStream:
             self.script = only if only is not None else self._pick()
             if self._replayable:
                 self._saved = (self._rng.getstate(), dict(self._vars))
+        call = self._calls[self.script]
+        if call is not None:
+            return self._call(call, retry)
         return self._run(self.script)
+
+    def _call(self, call: tuple[PythonCode, TaskContext], retry: bool) -> Txn:
+        code, ctx = call
+        if retry:  # the same draws again, as pgbench's retry rule has it
+            ctx.random.setstate(self._saved_random)
+        elif self._replayable:
+            self._saved_random = ctx.random.getstate()
+        yield (CALL, code, ctx)
 
     def _run(self, script: int) -> Txn:
         rng, env = self._rng, self._vars
