@@ -165,6 +165,32 @@ def test_an_exception_on_every_call_is_one_line(seeded_dsn: str, tmp_path: Path)
     assert len(lines) == 1 and "RuntimeError" in lines[0] and "down" in lines[0], err
 
 
+@pytest.mark.parametrize(("mode", "driver"), [("threads", "psycopg"), ("async", "asyncpg")])
+def test_a_transaction_left_open_fails_and_is_rolled_back(
+    seeded_dsn: str, tmp_path: Path, mode: str, driver: str
+) -> None:
+    # pgbench aborts a client whose script ends inside a block; a Python
+    # workload's forgotten COMMIT fails that transaction only
+    tasks = _write(
+        tmp_path,
+        "open.py",
+        """\
+        def transaction(db, ctx):
+            db.execute("BEGIN")
+            db.execute("SELECT 1")
+
+        async def async_transaction(db, ctx):
+            await db.execute("BEGIN")
+            await db.execute("SELECT 1")
+        """,
+    )
+    args = ("--mode", mode, "--driver", driver, "-c", "2", "-n", "6", "-f", tasks)
+    _, data, _ = _run(seeded_dsn, tmp_path, *args)
+    assert data["errors"]["OpenTransaction"]["count"] == 6  # every client went on
+    assert "rolled back" in data["errors"]["OpenTransaction"]["example"]
+    assert data["transactions"]["ok"] == 0
+
+
 def test_an_unknown_step_name_fails_the_transaction(seeded_dsn: str, tmp_path: Path) -> None:
     tasks = _write(
         tmp_path,

@@ -46,6 +46,8 @@ from dbload.workload.stream import CALL, QUERY, SHELL, SLEEP
 LOST_CONNECTION = "08006"  # connection_failure: the socket closed with no SQLSTATE
 RECONNECT_FIRST_S = 0.05
 RECONNECT_MAX_S = 2.0
+OPEN_CALL = "OpenTransaction"
+OPEN_CALL_MESSAGE = "transaction(db, ctx) returned inside a transaction block; it was rolled back"
 
 
 def run_clients(
@@ -194,6 +196,11 @@ def run_clients(
                 t = perf()
             break
         in_block = error is None and link.in_transaction()
+        if in_block and kind is CALL:
+            # a Python workload's forgotten COMMIT fails its transaction
+            # only (a script's aborts its client, as in pgbench)
+            link.end_aborted()
+            error, message, in_block = OPEN_CALL, OPEN_CALL_MESSAGE, False
         if error is None and not in_block:  # the common case, without settle()'s call
             record(start, t, steps, step_ns, None, tries, lag, None,
                    script=stream.script, client=client.id)  # fmt: skip
