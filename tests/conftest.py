@@ -228,3 +228,21 @@ def small_comparison(seeded_dsn: str) -> Comparison:
         )
         runs.append(run_on(Database(kind="dsn", dsn=seeded_dsn), 1, options))
     return Comparison.of(runs)
+
+
+@pytest.fixture(scope="session")
+def drivers_comparison(seeded_dsn: str) -> Comparison:
+    """``dbload compare --modes sequential,threads,async --drivers
+    psycopg,asyncpg -c 2 -n 200``, through the public API: sequential,
+    threads and async on psycopg, async on asyncpg too (the driver axis)."""
+    from dbload.api import compare
+
+    return compare(
+        "select",
+        modes=["sequential", "threads", "async"],
+        drivers=["psycopg", "asyncpg"],
+        concurrency=2,
+        transactions=200,
+        seed=11,
+        dsn=seeded_dsn,
+    )

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dbload.api import compare, compare_cells, run
+from dbload.api import Cell, Observer, compare, compare_cells, run
 from dbload.errors import UsageError
+from dbload.measure.comparison import Comparison
 from dbload.modes import MODES
 from test_cli import _cli, _one_line_error
 
@@ -165,3 +166,141 @@ async def test_run_async_rejects_unknown_keywords_too() -> None:
 
     with pytest.raises(TypeError, match="unknown option 'queries'"):
         await run_async("select", dsn=UNREACHABLE_DSN, queries=10)  # type: ignore[call-arg]
+
+
+# -- the driver axis (compare --drivers) ---------------------------------------
+
+
+def test_without_drivers_each_mode_runs_its_default_as_before() -> None:
+    assert compare_cells(None, [2, 4]) == [
+        Cell("sequential", "psycopg", 4),
+        Cell("threads", "psycopg", 2), Cell("async", "asyncpg", 2),
+        Cell("processes", "asyncpg", 2),
+        Cell("threads", "psycopg", 4), Cell("async", "asyncpg", 4),
+        Cell("processes", "asyncpg", 4),
+    ]  # fmt: skip
+
+
+def test_cells_of_drivers_modes_and_a_sweep() -> None:
+    """Sequential once per sync driver (at the sweep's largest), then per
+    concurrency each mode with each driver that fits it, in the order given;
+    "sqlalchemy" is each style's own spelling, asyncpg skips the sync modes."""
+    cells = compare_cells(["sequential", "threads", "async"], [1, 4], "asyncpg, psycopg,sqlalchemy")
+    assert cells == [
+        Cell("sequential", "psycopg", 4), Cell("sequential", "sqlalchemy+psycopg", 4),
+        Cell("threads", "psycopg", 1), Cell("threads", "sqlalchemy+psycopg", 1),
+        Cell("async", "asyncpg", 1), Cell("async", "psycopg", 1),
+        Cell("async", "sqlalchemy+asyncpg", 1),
+        Cell("threads", "psycopg", 4), Cell("threads", "sqlalchemy+psycopg", 4),
+        Cell("async", "asyncpg", 4), Cell("async", "psycopg", 4),
+        Cell("async", "sqlalchemy+asyncpg", 4),
+    ]  # fmt: skip
+
+
+def test_a_driver_named_twice_runs_once_per_mode() -> None:
+    cells = compare_cells(["async"], 2, ["sqlalchemy", "sqlalchemy+asyncpg", "ASYNCPG"])
+    assert cells == [Cell("async", "sqlalchemy+asyncpg", 2), Cell("async", "asyncpg", 2)]
+
+
+@pytest.mark.parametrize(
+    ("modes", "drivers", "needle"),
+    [
+        (["async"], ["asyncpg", "pg8000"], "--drivers: unknown driver 'pg8000'; choose from"),
+        (
+            ["sequential", "threads"],
+            ["psycopg", "asyncpg"],
+            "--drivers: asyncpg fits none of the modes compared (sequential, threads);"
+            " it runs in async, processes",
+        ),
+        (["async"], " , ", "--drivers: give at least one driver"),
+    ],
+)
+def test_bad_drivers_are_refused(modes: list[str], drivers: list[str] | str, needle: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        compare_cells(modes, [2], drivers)
+    assert str(caught.value) == needle or str(caught.value).startswith(needle)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--drivers", "asyncpg,pg8000"], ["--drivers", "unknown driver 'pg8000'"]),
+        (["--modes", "threads", "--drivers", "asyncpg"], ["asyncpg fits none", "threads"]),
+        (["--drivers", ","], ["--drivers", "at least one"]),
+    ],
+)
+def test_compare_bad_drivers_are_one_line_before_any_database(
+    args: list[str], needles: list[str]
+) -> None:
+    code, _, err = _cli("compare", "--dsn", UNREACHABLE_DSN, *args)
+    _one_line_error(code, err, *needles)
+    assert code == 2
+
+
+def test_compare_takes_drivers_or_driver_not_both() -> None:
+    with pytest.raises(UsageError, match=r"give --drivers \(the axis\) or --driver, not both"):
+        compare("select", drivers=["psycopg"], driver="asyncpg", dsn=UNREACHABLE_DSN)
+
+
+def test_the_driver_axis_runs_every_cell_on_one_batch_and_seed(
+    drivers_comparison: Comparison,
+) -> None:
+    runs = drivers_comparison.results
+    assert [(r.mode, r.driver, r.concurrency) for r in runs] == [
+        ("sequential", "psycopg", 1), ("threads", "psycopg", 2),
+        ("async", "psycopg", 2), ("async", "asyncpg", 2),
+    ]  # fmt: skip
+    assert {(r.ok, r.failed, r.seed, r.streams) for r in runs} == {(200, 0, 11, 2)}
+    # the label with versions stays beside the name
+    assert all(r.versions["driver"] and r.driver_label == r.versions["driver"] for r in runs)
+
+
+class _Cells(Observer):
+    def __init__(self) -> None:
+        self.seen: list[tuple[object, ...]] = []
+
+    def cell(self, mode: str, concurrency: int, index: int, total: int, driver: str = "") -> None:
+        self.seen.append((mode, driver, concurrency, index, total))
+
+
+class _OldCells(Observer):
+    """An observer written before the driver axis: its cell() has no driver."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[object, ...]] = []
+
+    def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:  # type: ignore[override]
+        self.seen.append((mode, concurrency, index, total))
+
+
+def test_the_observer_hears_the_driver_only_on_the_driver_axis(seeded_dsn: str) -> None:
+    axis = _Cells()
+    compare("select", modes=["async"], drivers="asyncpg,psycopg", concurrency=1,
+            transactions=5, dsn=seeded_dsn, observer=axis)  # fmt: skip
+    assert axis.seen == [("async", "asyncpg", 1, 0, 2), ("async", "psycopg", 1, 1, 2)]
+    old = _OldCells()
+    compare("select", modes=["async"], concurrency=1, transactions=5, dsn=seeded_dsn, observer=old)
+    assert old.seen == [("async", 1, 0, 1)]
+
+
+@pytest.mark.slow
+def test_compare_cli_runs_each_requested_driver(seeded_dsn: str, tmp_path: Path) -> None:
+    """End to end: every cell reports the driver it asked for, by its
+    canonical name, and its version label names that library."""
+    out = tmp_path / "drivers.json"
+    code, text, err = _cli(
+        "compare", "--dsn", seeded_dsn, "-w", "select", "--modes", "threads,async",
+        "--drivers", "psycopg,asyncpg", "-c", "2", "-n", "200", "--seed", "5",
+        "--json", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "[3/3] async asyncpg c=2" in err and "[2/3] async psycopg c=2" in err
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["mode"], r["driver"]) for r in runs] == [
+        ("threads", "psycopg"), ("async", "psycopg"), ("async", "asyncpg"),
+    ]  # fmt: skip
+    for cell in runs:
+        assert cell["transactions"]["ok"] == 200 and cell["seed"] == 5
+        # the library that really ran (async psycopg: once the executors select it)
+        assert cell["versions"]["driver"].split()[0] == cell["driver"], cell["versions"]
+    assert "driver=asyncpg" in text and "driver=psycopg" in text

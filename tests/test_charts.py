@@ -218,3 +218,58 @@ def test_a_final_sliver_is_left_out_of_the_rate_charts(slow_comparison: Comparis
     # a run shorter than one interval keeps its only point
     short = _with_series(slow_comparison.results[0], (0.3, 30))
     assert [rate for _, rate in interval_rates(short)] == pytest.approx([100.0])
+
+
+# -- the driver axis (compare --drivers) ---------------------------------------
+
+
+def _legend(fig: Figure) -> list[str]:
+    legend = fig.axes[0].get_legend()
+    assert legend is not None
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def test_charts_name_each_mode_and_driver(drivers_comparison: Comparison) -> None:
+    throughput = throughput_chart(drivers_comparison)
+    assert _legend(throughput) == [
+        "sequential psycopg", "threads psycopg", "async psycopg", "async asyncpg",
+    ]  # fmt: skip
+    # async's two drivers side by side, told apart by a hatch: none for the
+    # mode's default driver (asyncpg), dots for the other raw one
+    bars = [p for p in throughput.axes[0].patches if p.get_height() > 0]
+    assert [p.get_hatch() or "" for p in bars] == ["", "", "..", ""]
+    speedup = speedup_chart(drivers_comparison)
+    assert speedup is not None
+    assert _legend(speedup)[1:] == [
+        "sequential psycopg", "threads psycopg", "async psycopg", "async asyncpg",
+    ]  # fmt: skip
+    for fig in (latency_chart(drivers_comparison), timeline_chart(drivers_comparison)):
+        assert _legend(fig) == [
+            "sequential psycopg c=1", "threads psycopg c=2",
+            "async psycopg c=2", "async asyncpg c=2",
+        ]  # fmt: skip
+    svg = svg_bytes(throughput).decode()
+    ET.fromstring(svg)
+    # text as paths, each with its text in a comment
+    assert "<!-- async asyncpg -->" in svg and "<!-- async psycopg -->" in svg
+
+
+def test_charts_without_the_driver_axis_name_modes_only(small_comparison: Comparison) -> None:
+    assert _legend(throughput_chart(small_comparison)) == ["sequential", "threads", "async"]
+    assert not any(p.get_hatch() for p in throughput_chart(small_comparison).axes[0].patches)
+
+
+def test_a_large_sweep_of_drivers_keeps_each_mode_and_driver(
+    drivers_comparison: Comparison,
+) -> None:
+    base = drivers_comparison.results
+    sweep = [base[0]] + [
+        dataclasses.replace(r, concurrency=c) for r in base[1:] for c in (1, 2, 4, 8)
+    ]
+    assert len(sweep) > MAX_CURVES
+    shown, note = featured(Comparison.of(sweep))
+    assert {(r.mode, r.driver, r.concurrency) for r in shown} == {
+        ("sequential", "psycopg", 1), ("threads", "psycopg", 8),
+        ("async", "psycopg", 8), ("async", "asyncpg", 8),
+    }  # fmt: skip
+    assert "mode and driver" in note

@@ -698,7 +698,7 @@ def test_query_mode_connect_and_random_seed_reach_the_result(
 def test_jobs_sets_the_worker_processes(seeded_dsn: str, tmp_path: Path) -> None:
     data = _run_json(tmp_path, "--dsn", seeded_dsn, "-m", "processes", "-j", "2", "-c", "4",
                      "-t", "5")  # fmt: skip
-    assert data["driver"].endswith("× 2 processes")  # noqa: RUF001
+    assert data["versions"]["driver"].endswith("× 2 processes")  # noqa: RUF001
     assert data["transactions"]["count"] == 20
 
 

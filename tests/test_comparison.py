@@ -7,6 +7,7 @@ is pure arithmetic on CPU figures, so it is checked on constructed ones.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from rich.console import Console
@@ -25,6 +26,7 @@ from dbload.measure.comparison import (
     environment,
     rows,
     run_labels,
+    shows_drivers,
 )
 from dbload.measure.cpu import CpuUse
 from dbload.measure.server import OtherSessions
@@ -214,3 +216,90 @@ def test_console_table_and_diff(small_comparison: Comparison) -> None:
         assert heading in text
     assert "1.00\u00d7" in text and "client " in text and "/ server " in text
     assert "\u0394 tps" in text and "r3.json" in text and "%" in text
+
+
+# -- the driver axis (compare --drivers) ---------------------------------------
+
+
+def _console_text(comparison: Comparison, width: int = 80) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    print_comparison(console, comparison)
+    return console.export_text()
+
+
+def test_the_driver_is_an_axis_only_when_a_mode_leaves_its_default(
+    small_comparison: Comparison, drivers_comparison: Comparison
+) -> None:
+    assert not shows_drivers(small_comparison.results)  # psycopg sync, asyncpg async
+    assert shows_drivers(drivers_comparison.results)
+    assert run_labels(small_comparison.results)[2] == "async c=2"
+    assert run_labels(drivers_comparison.results) == [
+        "sequential psycopg c=1", "threads psycopg c=2",
+        "async psycopg c=2", "async asyncpg c=2",
+    ]  # fmt: skip
+    assert [row.driver for row in rows(drivers_comparison)] == [
+        r.driver for r in drivers_comparison.results
+    ]
+
+
+def test_speedups_on_the_driver_axis_are_against_the_first_sequential_run(
+    drivers_comparison: Comparison,
+) -> None:
+    seq = drivers_comparison.results[0]
+    orm = dataclasses.replace(seq, driver="sqlalchemy+psycopg", ok=seq.ok // 2)
+    table = rows(Comparison.of([seq, orm, *drivers_comparison.results[1:]]))
+    assert table[0].speedup == pytest.approx(1.0)
+    assert table[1].speedup == pytest.approx(orm.tps / seq.tps)  # not 1.0: its own baseline
+    assert table[3].speedup == pytest.approx(drivers_comparison.results[2].tps / seq.tps)
+
+
+def test_client_cpu_per_transaction(drivers_comparison: Comparison) -> None:
+    result = drivers_comparison.results[0]
+    assert result.cpu is not None and result.ok == 200
+    expected = 1e6 * result.cpu.client_s / result.ok
+    assert result.client_us_per_transaction == pytest.approx(expected)
+    assert rows(drivers_comparison)[0].client_us_per_txn == pytest.approx(expected)
+    measured = dataclasses.replace(result, cpu=_cpu(50.0, 20.0), ok=5_000)  # 5 s of client CPU
+    assert measured.client_us_per_transaction == pytest.approx(1000.0)
+    assert dataclasses.replace(result, cpu=None).client_us_per_transaction is None
+    assert dataclasses.replace(result, ok=0, failed=200).client_us_per_transaction is None
+
+
+def test_console_table_shows_the_driver_and_cpu_per_transaction(
+    drivers_comparison: Comparison,
+) -> None:
+    first, *others = drivers_comparison.results
+    orm = dataclasses.replace(
+        first, driver="sqlalchemy+psycopg", cpu=_cpu(50.0, 20.0), ok=5_000, duration_s=1.0
+    )
+    unmeasured = dataclasses.replace(others[-1], cpu=None)
+    text = _console_text(Comparison.of([first, orm, *others[:-1], unmeasured]))
+    table = [line for line in text.splitlines() if not line.startswith("mode=")]
+    assert max(len(line) for line in table) <= 80 and "…" not in text
+    assert "driver" in text and "µs/txn" in text
+    # the driver under its mode, a SQLAlchemy name split at its "+"
+    assert "│ sqlalchemy │" in text and "│ +psycopg   │" in text
+    assert re.search(r"│ async      │ +2 │ +[\d,.]+ │ +— │", text), text  # no CPU figure: a dash
+    assert re.search(r"│ sequential │ +1 │ +5,000 │ +1,000 │", text), text
+    assert "sequential sqlalchemy+psycopg c=1:" in text  # the bound lines
+    summaries = [line for line in text.splitlines() if line.startswith("mode=")]
+    assert [line.rsplit(" ", 1)[1] for line in summaries] == [
+        "driver=psycopg", "driver=sqlalchemy+psycopg", "driver=psycopg",
+        "driver=psycopg", "driver=asyncpg",
+    ]  # fmt: skip
+
+
+def test_console_table_without_the_driver_axis_has_no_driver(
+    small_comparison: Comparison,
+) -> None:
+    text = _console_text(small_comparison)
+    assert "driver" not in text
+    assert "µs/txn" in text  # the client's cost per transaction, in every comparison
+    assert all(f"driver={r.driver}" not in text for r in small_comparison.results)
+
+
+def test_saved_runs_of_two_drivers_name_them_in_the_diff(drivers_comparison: Comparison) -> None:
+    console = Console(width=80, record=True, color_system=None)
+    print_diff(console, drivers_comparison.results)
+    text = console.export_text()
+    assert "async psycopg c=2" in text and "async asyncpg c=2" in text

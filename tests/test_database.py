@@ -40,8 +40,8 @@ from dbload.database.resolve import (
     open_database,
     server_version,
 )
-from dbload.errors import DatabaseError, UsageError
 from dbload.drivers.asyncpg_dsn import connect_kwargs
+from dbload.errors import DatabaseError, UsageError
 from dbload.schema.seed import ensure_ready
 from dbload.workload.parser import load_workload
 

@@ -23,6 +23,7 @@ from matplotlib.image import imread
 
 from dbload.errors import UsageError
 from dbload.measure.comparison import Comparison
+from dbload.report.compare_console import fmt_us
 from dbload.report.html import CSP, check_out_dir, render_html, write_report
 from dbload.report.json_ import to_dict, write_json
 from dbload.report.load import load_any
@@ -298,3 +299,25 @@ def test_out_dash_is_refused() -> None:
 
 def test_timeline_caption_says_what_is_left_out(page: str) -> None:
     assert "A last interval shorter than half the others is left out" in page
+
+
+# -- the driver axis (compare --drivers) ---------------------------------------
+
+
+def test_the_page_of_two_drivers_shows_them(drivers_comparison: Comparison) -> None:
+    page = render_html(drivers_comparison)
+    assert ">driver</th>" in page and ">client CPU \u00b5s/txn</th>" in page
+    cells = re.findall(r'<td class="l">(asyncpg|psycopg)</td>', page)
+    assert cells == [r.driver for r in drivers_comparison.results]
+    assert "several modes and drivers" in page
+    assert "throughput over the first sequential (psycopg) run" in page
+    assert "<!-- async asyncpg -->" in page and "<!-- async psycopg -->" in page  # charts
+    assert "async psycopg c=2" in page  # the headline, verdicts and statement columns
+    for result in drivers_comparison.results:
+        assert result.client_us_per_transaction is not None
+        assert f"<td>{fmt_us(result.client_us_per_transaction)}</td>" in page
+
+
+def test_the_page_of_one_driver_per_mode_has_no_driver_column(page: str) -> None:
+    assert ">driver</th>" not in page and ">client CPU \u00b5s/txn</th>" in page
+    assert "throughput over the sequential run" in page

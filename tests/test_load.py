@@ -191,3 +191,58 @@ def test_bad_run_inside_a_compare_file_is_named(
     assert _error(path).endswith(
         "(schema dbload/compare@2): field runs[2].statements.detail[0].sql is missing or invalid"
     )
+
+
+# -- the driver: its canonical name, and the label of older files --------------
+
+DATA = Path(__file__).parent / "data" / "report"
+
+
+def test_a_comparison_of_two_drivers_round_trips(
+    drivers_comparison: Comparison, tmp_path: Path
+) -> None:
+    path = tmp_path / "results.json"
+    write_compare_json(path, drivers_comparison)
+    data = json.loads(path.read_text())
+    assert [r["driver"] for r in data["runs"]] == ["psycopg", "psycopg", "psycopg", "asyncpg"]
+    again = load_comparison(path)
+    assert [(r.mode, r.driver) for r in again.results] == [
+        (r.mode, r.driver) for r in drivers_comparison.results
+    ]
+    assert [r.driver_label for r in again.results] == [
+        r.versions["driver"] for r in drivers_comparison.results
+    ]
+    assert compare_to_dict(again) == data
+
+
+def test_older_files_name_the_driver_by_its_label() -> None:
+    """Files before the driver axis held the executor's label in "driver"
+    (versions.driver too): the name is its first word, the label stays."""
+    old = load_comparison(DATA / "compare_v1.json")
+    assert [(r.mode, r.driver) for r in old.results] == [
+        ("sequential", "psycopg"), ("threads", "psycopg"), ("async", "asyncpg"),
+        ("threads", "psycopg"), ("async", "asyncpg"),
+    ]  # fmt: skip
+    assert old.results[2].driver_label == "asyncpg 0.32.0 + uvloop"
+    assert old.results[1].driver_label == "psycopg 3.3.9 + psycopg_pool"
+
+
+@pytest.mark.parametrize(
+    ("label", "name"),
+    [
+        ("asyncpg 0.30.0 + uvloop", "asyncpg"),
+        ("psycopg 3.2.1 + psycopg_pool", "psycopg"),
+        ("asyncpg 0.30.0 + uvloop \u00d7 4 processes", "asyncpg"),
+    ],
+)
+def test_a_label_without_versions_driver_is_kept_as_the_label(
+    small_comparison: Comparison, tmp_path: Path, label: str, name: str
+) -> None:
+    data = to_dict(small_comparison.results[0])
+    data["driver"] = label
+    data["versions"].pop("driver")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = load_result(path)
+    assert (loaded.driver, loaded.driver_label) == (name, label)
+    assert to_dict(loaded)["driver"] == name and to_dict(loaded)["versions"]["driver"] == label

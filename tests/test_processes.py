@@ -269,7 +269,7 @@ class _Watcher(Observer):
 def test_batch_runs_every_transaction_once(seeded_dsn: str) -> None:
     result = _run(seeded_dsn, workload="select", concurrency=4, transactions=203, seed=7)
     assert (result.ok, result.failed) == (203, 0)
-    assert result.mode == "processes" and "processes" in result.driver
+    assert result.mode == "processes" and "processes" in result.driver_label
     assert result.latency.count == result.statement_count == 203
     assert result.statements[0].latency.count == 203
     assert sum(p.transactions for p in result.series) == 203
@@ -335,7 +335,7 @@ def test_duration_warmup_and_live_progress(seeded_dsn: str) -> None:
     assert during, seen
     # one worker per core: each on its own (else the scheduler's choice)
     processes = worker_processes(_plan(seeded_dsn, "select", 4, 1, 1))
-    assert result.driver.endswith(f"× {processes} processes")  # noqa: RUF001
+    assert result.driver_label.endswith(f"× {processes} processes")  # noqa: RUF001
     expected = worker_cpus(processes)
     assert sorted(pinned) == list(range(processes))
     for index, cpu in enumerate(expected):

@@ -4,6 +4,7 @@ columns and pipes, progress, the summary line, JUnit and CSV. Real runs."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -411,3 +412,39 @@ def test_csv_holds_the_per_second_series(some_failed: Result, small_comparison: 
     cells = {(r["mode"], r["concurrency"]) for r in compared}
     assert cells == {(r.mode, str(r.concurrency)) for r in small_comparison.results}
     assert len(compared) == sum(len(r.series) for r in small_comparison.results)
+
+
+# -- 7. the driver: its name in the figures, its label in the report ----------
+
+
+def test_a_run_report_shows_the_drivers_version_label(drivers_comparison: Comparison) -> None:
+    for result in drivers_comparison.results:
+        label = result.versions["driver"]
+        text = _text(lambda c, r=result: c.print(render(r)))
+        # the label names the library (psycopg 3.x ..., asyncpg 0.x + uvloop)
+        expected = label if label.split()[0] == result.driver else f"{result.driver}: {label}"
+        assert re.search(rf"^mode +{result.mode} \({re.escape(expected)}\)$", text, re.M), text
+
+
+def test_a_label_of_another_library_is_shown_after_the_name(small_comparison: Comparison) -> None:
+    orm = dataclasses.replace(
+        small_comparison.results[2],
+        driver="sqlalchemy+asyncpg",
+        versions={**small_comparison.results[2].versions, "driver": "SQLAlchemy 2.0 on asyncpg"},
+    )
+    text = _text(lambda c: c.print(render(orm)))
+    assert "async (sqlalchemy+asyncpg: SQLAlchemy 2.0 on asyncpg)" in text
+
+
+def test_junit_names_the_driver_of_each_cell(drivers_comparison: Comparison) -> None:
+    suites = _suites(junit_compare(drivers_comparison))
+    assert [s.get("name") for s in suites] == [
+        "dbload select: sequential psycopg c=1", "dbload select: threads psycopg c=2",
+        "dbload select: async psycopg c=2", "dbload select: async asyncpg c=2",
+    ]  # fmt: skip
+    classnames = {case.get("classname") for s in suites for case in s.findall("testcase")}
+    assert "dbload.select.async_psycopg_c2" in classnames and len(classnames) == 4
+    for suite, result in zip(suites, drivers_comparison.results, strict=True):
+        props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+        assert props["driver"] == result.driver
+        assert props["driver_version"] == result.versions["driver"]

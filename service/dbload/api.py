@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import TypedDict, Unpack
+from typing import NamedTuple, TypedDict, Unpack
 
 import asyncpg
 import psycopg
@@ -54,6 +54,7 @@ from dbload.database.resolve import Database, check_connections, open_database, 
 from dbload.database.server_stats import RunWatch
 from dbload.database.servers import ServerSpec, open_server, parse_servers, server_settings
 from dbload.database.wait import connect_timeout_s
+from dbload.drivers import ALL_DRIVERS, check_driver, default_driver, style_of
 from dbload.errors import DatabaseError, UsageError
 from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuMeter
@@ -70,13 +71,13 @@ from dbload.measure.server import ServerStats
 from dbload.modes import MODES, Executor, get_executor
 from dbload.modes.processes import worker_processes
 from dbload.report.pgbench_log import DEFAULT_PREFIX, LogSpec, check_log_files, check_log_options
-from dbload.schema.seed import Readiness, pgbench_tables, prepare_data
+from dbload.schema.seed import Readiness, prepare_data
 from dbload.workload.arrivals import RateProfile
 from dbload.workload.cpu import loops_for
 from dbload.workload.model import Workload
 from dbload.workload.parser import builtin_names, load_workload
-from dbload.drivers import check_driver
 from dbload.workload.parser import check_query_mode as check_script_mode
+from dbload.workload.python import check_python_style, workload_tables
 
 
 class Observer:
@@ -89,8 +90,11 @@ class Observer:
         """Entered for the duration of the run (progress displays)."""
         return contextlib.nullcontext()
 
-    def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
-        """``compare``: cell ``index`` of ``total`` is about to run."""
+    def cell(self, mode: str, concurrency: int, index: int, total: int, driver: str = "") -> None:
+        """``compare``: cell ``index`` of ``total`` is about to run. ``driver``
+        (its canonical name) is given only when the comparison varies the
+        driver (some cell runs another than its mode's default), so an
+        observer written before the driver axis keeps working."""
 
     def server(self, label: str, index: int, total: int) -> None:
         """``compare --servers``: the cells of server ``index`` of ``total`` begin."""
@@ -221,6 +225,7 @@ def prepare_options(
     seed = pick_seed(parse_random_seed(options.get("random_seed"), options.get("seed")))
     query_mode = check_query_mode(options.get("query_mode"))
     check_script_mode(loaded, query_mode)  # \; needs -M simple, a pipeline the other two
+    check_python_style(loaded, style_of(mode), mode)  # a def for sync modes, async def for async
     return RunOptions(
         workload=loaded,
         mode=mode,
@@ -343,6 +348,7 @@ def compare(
     *,
     modes: Sequence[str] | None = None,
     concurrency: Sequence[int] | int | None = None,
+    drivers: Sequence[str] | str | None = None,
     dsn: str | None = None,
     db: str = "auto",
     stop: threading.Event | None = None,
@@ -350,8 +356,8 @@ def compare(
     servers: Sequence[str] | str | None = None,
     **options: Unpack[Options],
 ) -> Comparison:
-    """Run one workload in several modes (and concurrencies) on one database,
-    or on each of ``servers`` in turn.
+    """Run one workload in several modes (and drivers, and concurrencies) on
+    one database, or on each of ``servers`` in turn.
 
     Every cell runs the same batch with the same seed: client k draws the
     same parameters in every mode, so cells of one concurrency send the same
@@ -363,12 +369,27 @@ def compare(
     ``stop`` ends the comparison after the cell in progress, which is kept
     (marked interrupted).
 
+    ``drivers`` (``asyncpg``, ``psycopg``, ``sqlalchemy``,
+    ``sqlalchemy+asyncpg``, ``sqlalchemy+psycopg``; a list or one
+    comma-separated string) is the driver axis: each mode runs each of them
+    that fits it (see :func:`compare_cells`), and a mode they all miss runs
+    no cell. Default: each mode's own default driver, one cell each. The
+    speedup baseline stays the first cell, sequential with the first sync
+    driver given (psycopg in ``asyncpg,psycopg,sqlalchemy``): sequential
+    runs once per sync driver, and every speedup, theirs included, is
+    against that first one, so a layer's cost shows as a lower speedup.
+
     ``servers`` (``embedded``, ``container:IMAGE``, ``dsn:URI``; a list or
     one comma-separated string) replaces ``dsn`` and ``db``: every server
     is started and prepared first (they must hold the same scale), then
     the same cells, batch and seed run on each in turn.
     """
-    cells = compare_cells(modes, concurrency)
+    if options.get("driver") is not None:  # run()'s one driver: an axis of one here
+        if drivers is not None:
+            raise UsageError("give --drivers (the axis) or --driver, not both")
+        drivers = [str(options["driver"])]
+    options.pop("driver", None)
+    cells = compare_cells(modes, concurrency, drivers)
     if options.get("log"):  # every cell would write the same files
         raise UsageError("-l/--log writes one run's transaction log: use it with `dbload run`")
     specs = None if servers is None else parse_servers(servers)
@@ -377,9 +398,14 @@ def compare(
     if options.get("transactions") is None and options.get("duration") is None:
         options["duration"] = COMPARE_DURATION_S
     options["seed"] = pick_seed(options.get("seed"))
-    prepared = [prepare_options(workload, mode, c, **options) for mode, c in cells]
+    prepared = [
+        prepare_options(workload, cell.mode, cell.concurrency, **_with_driver(options, cell.driver))
+        for cell in cells
+    ]
     stop = stop or threading.Event()
     observer = observer or Observer()
+    # the driver is named to the observer only when it is an axis
+    named = any(cell.driver != default_driver(cell.mode) for cell in cells)
     results: list[Result] = []
     with contextlib.ExitStack() as stack:
         targets = _targets(stack, specs, prepared[0], db, dsn, observer)
@@ -392,10 +418,16 @@ def compare(
             for index, cell in enumerate(prepared, start=number * len(prepared)):
                 if stop.is_set():
                     break
-                observer.cell(cell.mode, cell.concurrency, index, total)
+                extra = {"driver": cell.driver} if named else {}
+                observer.cell(cell.mode, cell.concurrency, index, total, **extra)
                 results.append(run_on(database, scale, cell, stop=stop, observer=observer))
     name = prepared[0].workload.name
     return Comparison(workload=name, results=tuple(results), created_at=_now())
+
+
+def _with_driver(options: Options, driver: str) -> Options:
+    """``options`` for one cell: its driver."""
+    return {**options, "driver": driver}
 
 
 def _targets(
@@ -426,19 +458,81 @@ def _targets(
     return targets
 
 
+class Cell(NamedTuple):
+    """One cell of a comparison: a mode, a driver (canonical) and its clients."""
+
+    mode: str
+    driver: str
+    concurrency: int
+
+
 def compare_cells(
-    modes: Sequence[str] | None, concurrency: Sequence[int] | int | None
-) -> list[tuple[str, int | None]]:
-    """(mode, concurrency) in run order: sequential once first, then each
-    concurrency of the sweep in every other mode."""
+    modes: Sequence[str] | None,
+    concurrency: Sequence[int] | int | None,
+    drivers: Sequence[str] | str | None = None,
+) -> list[Cell]:
+    """The cells in run order: sequential first, once per sync driver, then
+    each concurrency of the sweep in every other mode, with each of its
+    drivers in the order given.
+
+    Without ``drivers`` each mode runs its default driver (one cell per
+    mode and concurrency). With them, a mode runs those that fit it, by
+    their canonical names (``sqlalchemy`` is ``sqlalchemy+psycopg`` in
+    sequential and threads, ``sqlalchemy+asyncpg`` in async and processes);
+    a pair that does not fit is skipped. An unknown driver, or one that
+    fits none of the modes, is a UsageError.
+    """
     chosen = _check_modes(list(MODES) if modes is None else modes)
     sweep = check_sweep([concurrency] if isinstance(concurrency, int) else concurrency)
+    fitting = _check_drivers(chosen, drivers)
     # the baseline replays the streams of the sweep's largest cell: with -n
     # it sends exactly the transactions that cell's workers send
-    base = ("sequential", max(sweep))
-    cells: list[tuple[str, int | None]] = [base] if "sequential" in chosen else []
-    cells += [(mode, c) for c in sweep for mode in chosen if mode != "sequential"]
+    cells = [Cell("sequential", driver, max(sweep)) for driver in fitting.get("sequential", [])]
+    cells += [
+        Cell(mode, driver, c)
+        for c in sweep
+        for mode in chosen
+        if mode != "sequential"
+        for driver in fitting[mode]
+    ]
     return cells
+
+
+def _check_drivers(
+    modes: Sequence[str], drivers: Sequence[str] | str | None
+) -> dict[str, list[str]]:
+    """Per mode, the canonical drivers of ``drivers`` that fit it (``compare --drivers``)."""
+    if drivers is None:
+        return {mode: [default_driver(mode)] for mode in modes}
+    given = drivers.split(",") if isinstance(drivers, str) else list(drivers)
+    names = list(dict.fromkeys(d.strip().lower() for d in given if d.strip()))
+    if not names:
+        raise UsageError("--drivers: give at least one driver")
+    unknown = [name for name in names if name not in ALL_DRIVERS]
+    if unknown:
+        raise UsageError(
+            f"--drivers: unknown driver {unknown[0]!r}; choose from {', '.join(ALL_DRIVERS)}"
+        )
+    fitting: dict[str, list[str]] = {mode: [] for mode in modes}
+    for name in names:
+        fits = {mode: canonical for mode in MODES if (canonical := _fit(mode, name))}
+        if not any(mode in fits for mode in modes):
+            raise UsageError(
+                f"--drivers: {name} fits none of the modes compared ({', '.join(modes)});"
+                f" it runs in {', '.join(fits)}"
+            )
+        for mode in modes:
+            if mode in fits and fits[mode] not in fitting[mode]:
+                fitting[mode].append(fits[mode])
+    return fitting
+
+
+def _fit(mode: str, driver: str) -> str | None:
+    """``driver``'s canonical name in ``mode``, or None where it does not fit."""
+    try:
+        return check_driver(mode, driver)
+    except UsageError:
+        return None
 
 
 @contextlib.contextmanager
@@ -466,7 +560,7 @@ def database_ready(
 def _prepare(database: Database, workload: Workload | None, init: bool, observer: Observer) -> int:
     """Create and seed what ``workload`` needs on ``database`` (see
     :func:`database_ready`); its scale."""
-    names = None if workload is None else pgbench_tables(s.sql for s in workload.statements)
+    names = None if workload is None else workload_tables(workload)
     ready = prepare_data(database.dsn, names, init=init)
     if ready.message:
         observer.data_prepared(ready)
@@ -561,7 +655,7 @@ def _scale(given: int | None, data_scale: int, workload: Workload) -> int:
     when the workload reads pgbench's tables, else the data's."""
     if "scale" in workload.defines:
         return check_scale(workload.defines["scale"])
-    tables = pgbench_tables(s.sql for s in workload.statements)
+    tables = workload_tables(workload)
     return check_scale_matches(given, data_scale, bool(tables))
 
 
@@ -593,9 +687,11 @@ def _result(
 ) -> Result:
     latency, encoded = latency_of(recorder)
     workload = plan.workload
+    # the canonical name; the executor's label (versions and all) goes in versions
+    driver = plan.driver or default_driver(plan.mode)
     return Result(
         mode=plan.mode,
-        driver=executor.driver,
+        driver=driver,
         workload=workload.name,
         scripts=tuple(f"{s.name}@{s.weight}" for s in workload.scripts),
         # connections: sequential's one runs the streams of plan.concurrency clients
@@ -630,7 +726,7 @@ def _result(
         cpu=cpu.result,
         database=info,
         histogram=encoded,
-        versions=_versions(info.server_version, executor.driver),
+        versions=_versions(info.server_version, executor.driver, driver),
         incidents=tuple(recorder.incidents),
         rate=plan.rate,
         latency_limit_ms=plan.latency_limit_ms,
@@ -656,21 +752,27 @@ def _log_files(plan: Plan) -> tuple[str, ...]:
     return tuple(str(path) for path in plan.log.paths(workers) if path.exists())
 
 
-def _versions(server: str, driver: str) -> dict[str, str]:
-    return {
+def _versions(server: str, label: str, driver: str) -> dict[str, str]:
+    versions = {
         "dbload": __version__,
         "python": platform.python_version(),
-        "driver": driver,
+        "driver": label,
         "asyncpg": asyncpg.__version__,
         "psycopg": psycopg.__version__,
         "server": server,
         "platform": platform.platform(terse=True),
     }
+    if driver.startswith("sqlalchemy"):
+        import sqlalchemy  # only then: the other drivers' runs need not load it
+
+        versions["sqlalchemy"] = sqlalchemy.__version__
+    return versions
 
 
 COMPARE_DURATION_S = 5.0
 
 __all__ = [
+    "Cell",
     "Comparison",
     "Observer",
     "Options",

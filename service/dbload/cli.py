@@ -39,7 +39,7 @@ from dbload.database.redact import hide_password_in_title, redact
 from dbload.database.resolve import Database, env_dsn, open_database
 from dbload.database.servers import parse_servers
 from dbload.errors import DbloadError, UsageError
-from dbload.measure.comparison import Comparison
+from dbload.measure.comparison import Comparison, shows_drivers
 from dbload.measure.result import DatabaseInfo, Result
 from dbload.measure.thresholds import Verdict, judge, parse_threshold
 from dbload.modes import MODES
@@ -157,8 +157,11 @@ class _CliObserver(Observer):
         finally:
             self.between_runs.set()
 
+    def _label(self, plan: Plan) -> str:
+        return f"{plan.mode} c={plan.concurrency}"
+
     def _display(self, plan: Plan, snapshot: progress.Snap) -> AbstractContextManager[None]:
-        label = f"{plan.mode} c={plan.concurrency}"
+        label = self._label(plan)
         planned = progress.Planned(plan.duration_s, plan.transactions)
         if self.quiet:
             return nullcontext()
@@ -740,13 +743,14 @@ def _exit_for(result: Result, verdicts: Sequence[Verdict], caught: list[int]) ->
     """The exit code of a finished run: 0 only when it ran whole and
     something succeeded (a run with some failures is 0, as k6's: a
     --threshold 'errors<...' is how CI fails on them)."""
-    if result.incidents:  # e.g. a worker process died: the result is incomplete
-        raise typer.Exit(_fail(result.incidents[0], 1))
     if result.aborted:
         raise typer.Exit(
             _fail(f"aborted after {result.failed} failed transactions (--max-errors)", 1)
         )
+    # the user's Ctrl-C first: what it left behind is in the report
     _exit_if_interrupted(caught)
+    if result.incidents:  # e.g. a worker process died: the result is incomplete
+        raise typer.Exit(_fail(result.incidents[0], 1))
     found = console_report.outcome(result)
     if found is not None and found.level == "error":
         raise typer.Exit(_fail(found.message, 1))
@@ -915,8 +919,19 @@ def compare(
             show_default=False,
         ),
     ] = None,
+    drivers: Annotated[
+        str | None,
+        typer.Option(
+            "--drivers",
+            metavar="LIST",
+            help="Client libraries to compare, comma-separated: asyncpg, psycopg,"
+            " sqlalchemy (sqlalchemy+asyncpg, sqlalchemy+psycopg); each mode runs those"
+            " that fit it \\[default: each mode's default driver].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run one workload in several modes (and concurrencies); print the speedups."""
+    """Run one workload in several modes (drivers, concurrencies); print the speedups."""
     outputs = _Outputs.checked(json_path, junit_path, csv_path)
     thresholds = tuple(parse_threshold(text) for text in threshold or ())
     common = _options(
@@ -926,7 +941,7 @@ def compare(
     common["connect_timeout"] = connect_timeout
     mode_list = [m for m in modes.split(",") if m.strip()]
     sweep = parse_sweep(concurrency)
-    compare_cells(mode_list, sweep)  # bad --modes or -c fail before any database
+    compare_cells(mode_list, sweep, drivers)  # bad --modes, -c or --drivers: before any database
     if servers is not None:
         parse_servers(servers)  # an unknown kind fails before any server starts
     # imported here: matplotlib costs ~0.4 s, which `dbload run` need not pay
@@ -939,8 +954,8 @@ def compare(
     stop = threading.Event()
     with _stop_on_signals(stop, chatter) as caught:
         comparison = run_compare(
-            workload, modes=mode_list, concurrency=sweep, dsn=dsn, db=db, stop=stop,
-            observer=_CompareObserver(chatter, quiet), servers=servers, **common,
+            workload, modes=mode_list, concurrency=sweep, drivers=drivers, dsn=dsn, db=db,
+            stop=stop, observer=_CompareObserver(chatter, quiet), servers=servers, **common,
         )  # fmt: skip
     print_comparison(out, comparison)
     verdicts = [judge(thresholds, result) for result in comparison.results]
@@ -968,7 +983,7 @@ def _exit_for_comparison(
     for result in comparison.results:
         found = console_report.outcome(result)
         if found is not None and found.level == "error":
-            raise typer.Exit(_fail(f"{_cell_name(result)}: {found.message}", 1))
+            raise typer.Exit(_fail(f"{_cell_name(result, comparison)}: {found.message}", 1))
     crossed = [
         (result, v)
         for result, cell in zip(comparison.results, verdicts, strict=True)
@@ -978,14 +993,16 @@ def _exit_for_comparison(
     if crossed:
         result, first = crossed[0]
         more = f" (and {len(crossed) - 1} more)" if len(crossed) > 1 else ""
-        where = _cell_name(result)
+        where = _cell_name(result, comparison)
         raise typer.Exit(_fail(f"threshold failed in {where}: {first.describe()}{more}", 99))
 
 
-def _cell_name(result: Result) -> str:
-    """``async c=8``, and ``on SERVER`` for a cell of ``compare --servers``."""
+def _cell_name(result: Result, comparison: Comparison) -> str:
+    """``async c=8`` (``async psycopg c=8`` on the driver axis), and ``on
+    SERVER`` for a cell of ``compare --servers``."""
     server = f" on {result.database.server}" if result.database.server else ""
-    return f"{result.mode} c={result.concurrency}{server}"
+    driver = f" {result.driver}" if shows_drivers(comparison.results) else ""
+    return f"{result.mode}{driver} c={result.concurrency}{server}"
 
 
 @app.command()
@@ -1027,15 +1044,22 @@ class _CompareObserver(_CliObserver):
     def __init__(self, out: Console, quiet: bool, progress_s: float | None = None) -> None:
         super().__init__(out, quiet, progress_s)
         self._shown_database = False
+        self._driver = ""
+
+    def _label(self, plan: Plan) -> str:
+        driver = f" {self._driver}" if self._driver else ""
+        return f"{plan.mode}{driver} c={plan.concurrency}"
 
     def database(self, info: DatabaseInfo) -> None:
         if not self._shown_database:
             self._shown_database = True
             super().database(info)
 
-    def cell(self, mode: str, concurrency: int, index: int, total: int) -> None:
+    def cell(self, mode: str, concurrency: int, index: int, total: int, driver: str = "") -> None:
+        self._driver = driver  # given when it is an axis: the live line names it too
+        name = f"{mode} {driver}" if driver else mode
         if not self.quiet:
-            self.out.print(f"[dim][{index + 1}/{total}][/] {mode} c={concurrency}", highlight=False)
+            self.out.print(f"[dim][{index + 1}/{total}][/] {name} c={concurrency}", highlight=False)
 
     def server(self, label: str, index: int, total: int) -> None:
         self._shown_database = False  # each server's database line

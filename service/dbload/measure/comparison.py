@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dbload.drivers import default_driver
 from dbload.measure.cpu import CpuUse
 from dbload.measure.result import Result
 
@@ -61,7 +62,7 @@ class Comparison:
 class Row:
     """One run as the compare table shows it (latencies in ms, CPU in % of one core)."""
 
-    label: str  # "async c=8", made unique with "(run N)" when runs repeat
+    label: str  # "async c=8" ("async psycopg c=8": see shows_drivers), "(run N)" when runs repeat
     mode: str
     concurrency: int
     tps: float
@@ -74,6 +75,8 @@ class Row:
     bound: str  # CLIENT_CPU, SERVER_CPU, SERVER_WAIT or UNKNOWN
     why: str  # the figures behind ``bound``, one line
     server: str = ""  # compare --servers: the server it ran on ("": the only one)
+    driver: str = ""  # the canonical driver name (Result.driver)
+    client_us_per_txn: float | None = None  # client CPU µs per successful transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,10 @@ def rows(comparison: Comparison) -> list[Row]:
     """The compare table, one row per run in the comparison's order.
 
     ``speedup`` is throughput over the first sequential run's throughput
-    (with ``--servers``, the first sequential run on the same server).
+    (with ``--servers``, the first sequential run on the same server),
+    whatever its driver: with ``--drivers`` naming several sync drivers,
+    sequential runs once per driver and the first of them, the first cell,
+    is every run's baseline, so that a driver's cost shows in the speedups.
     ``ideal_pct`` relates it to ``concurrency``, the speedup that perfect
     overlap of server waits would give: N clients that each spend all their
     time waiting on the server finish N times the work of one. 100 % means
@@ -120,12 +126,25 @@ def servers(results: Iterable[Result]) -> list[str]:
     return list(dict.fromkeys(r.database.server for r in results if r.database.server))
 
 
+def shows_drivers(results: Iterable[Result]) -> bool:
+    """Whether the driver is an axis of these runs: some run used another
+    driver than its mode's default. A plain ``compare`` runs each mode's
+    default (psycopg for sequential and threads, asyncpg for the others),
+    and its reports stay as they were without a driver column."""
+    return any(r.driver != default_driver(r.mode) for r in results)
+
+
 def run_labels(results: tuple[Result, ...]) -> list[str]:
     """``mode c=clients`` per run (``server mode c=clients`` when the runs
-    span several servers); repeated ones (``dbload report A B``) get ``(run N)``."""
+    span several servers, ``mode driver c=clients`` when they vary the
+    driver: :func:`shows_drivers`); repeated ones (``dbload report A B``)
+    get ``(run N)``."""
     several = len(servers(results)) > 1
+    with_driver = shows_drivers(results)
     plain = [
-        f"{r.database.server + ' ' if several else ''}{r.mode} c={r.concurrency}" for r in results
+        f"{r.database.server + ' ' if several else ''}{r.mode}"
+        f"{' ' + r.driver if with_driver else ''} c={r.concurrency}"
+        for r in results
     ]
     counts = Counter(plain)
     return [
@@ -155,6 +174,8 @@ def _row(result: Result, label: str, base: Result | None) -> Row:
         bound=bound,
         why=why,
         server=result.database.server,
+        driver=result.driver,
+        client_us_per_txn=result.client_us_per_transaction,
     )
 
 
@@ -330,5 +351,7 @@ def _batch(result: Result) -> str:
 
 def _drivers(versions: dict[str, str]) -> str:
     return " · ".join(
-        f"{name} {versions[name]}" for name in ("asyncpg", "psycopg") if name in versions
+        f"{name} {versions[name]}"
+        for name in ("asyncpg", "psycopg", "sqlalchemy")
+        if name in versions
     )

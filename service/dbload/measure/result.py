@@ -51,6 +51,8 @@ class DatabaseInfo:
 @dataclass(frozen=True, slots=True)
 class Result:
     mode: str
+    # the client library by its canonical name (dbload.drivers: "asyncpg",
+    # "sqlalchemy+asyncpg"); its version label is ``versions["driver"]``
     driver: str
     workload: str
     scripts: tuple[str, ...]  # "name@weight"
@@ -110,6 +112,21 @@ class Result:
     @property
     def statements_per_s(self) -> float:
         return self.statement_count / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def driver_label(self) -> str:
+        """The driver as its executor names it, with versions ("asyncpg
+        0.30.0 + uvloop"); the canonical name when the label is missing."""
+        return self.versions.get("driver") or self.driver
+
+    @property
+    def client_us_per_transaction(self) -> float | None:
+        """Client CPU per successful transaction, in µs: what the client
+        library and the mode cost on this side of the wire. None without a
+        CPU figure or a successful transaction."""
+        if self.cpu is None or self.ok <= 0:
+            return None
+        return 1e6 * self.cpu.client_s / self.ok
 
 
 def statement_stats(

@@ -24,7 +24,14 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator
 
-from dbload.measure.comparison import Comparison, baseline, run_labels, servers
+from dbload.drivers import default_driver
+from dbload.measure.comparison import (
+    Comparison,
+    baseline,
+    run_labels,
+    servers,
+    shows_drivers,
+)
 from dbload.measure.histogram import decode
 from dbload.measure.result import Result
 from dbload.report.files import write_folder
@@ -40,6 +47,13 @@ _OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d6272
 # and a marker per mode, so that curves on top of each other stay apart
 MODE_MARKERS = {"sequential": "s", "threads": "o", "async": "^", "processes": "D"}
 _OTHER_MARKERS = ("v", "P", "X", "*", "h", "<", ">")
+# compare --drivers: a mode keeps its colour; its drivers differ by the
+# hatch of their bars and the line style of their curves (legible in grey),
+# by kind: plain for the mode's default driver, one pattern for SQLAlchemy
+# on any DBAPI, another for the other raw driver (async on psycopg)
+DEFAULT_DRIVER, SQLALCHEMY, OTHER_DRIVER = "default", "sqlalchemy", "other"
+DRIVER_HATCHES = {DEFAULT_DRIVER: "", SQLALCHEMY: "//", OTHER_DRIVER: ".."}
+DRIVER_LINES = {DEFAULT_DRIVER: "-", SQLALCHEMY: "--", OTHER_DRIVER: ":"}
 _RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 # More curves than this on one plot are unreadable: a sweep shows each
@@ -116,11 +130,26 @@ def featured(comparison: Comparison) -> tuple[tuple[Result, ...], str]:
     runs = comparison.results
     if len(runs) <= MAX_CURVES:
         return runs, ""
-    best: dict[str, Result] = {}
+    with_driver = shows_drivers(runs)
+    best: dict[tuple[str, str], Result] = {}
     for r in runs:
-        if r.mode not in best or r.concurrency > best[r.mode].concurrency:
-            best[r.mode] = r
-    return tuple(best.values()), " (each mode at its highest concurrency)"
+        key = (r.mode, r.driver if with_driver else "")
+        if key not in best or r.concurrency > best[key].concurrency:
+            best[key] = r
+    what = "mode and driver" if with_driver else "mode"
+    return tuple(best.values()), f" (each {what} at its highest concurrency)"
+
+
+def series_label(result: Result, with_driver: bool) -> str:
+    """A bar's or curve's legend: the mode, and its driver on the driver axis."""
+    return f"{result.mode} {result.driver}" if with_driver else result.mode
+
+
+def driver_kind(mode: str, driver: str) -> str:
+    """What the hatch and line style of ``mode`` on ``driver`` show."""
+    if driver == default_driver(mode):
+        return DEFAULT_DRIVER
+    return SQLALCHEMY if driver.startswith("sqlalchemy") else OTHER_DRIVER
 
 
 # -- the four charts -----------------------------------------------------------
@@ -135,7 +164,8 @@ def throughput_chart(comparison: Comparison) -> Figure:
     runs = comparison.results
     with _style():
         fig, ax = _figure()
-        pairs = [(r.mode, r.concurrency) for r in runs]
+        # compare --drivers: a bar per mode and driver in each group
+        pairs = [(r.mode, r.driver, r.concurrency) for r in runs]
         several = len(servers(runs)) > 1
         keyed = [(r.database.server, *pair) for r, pair in zip(runs, pairs, strict=True)]
         if len(set(pairs)) == len(pairs):
@@ -153,28 +183,42 @@ def throughput_chart(comparison: Comparison) -> Figure:
 
 def _grouped_bars(ax: Axes, runs: tuple[Result, ...], *, by_server: bool = False) -> None:
     """Bars grouped by concurrency (``by_server``: by server, then
-    concurrency), one colour a mode."""
+    concurrency), one colour a mode (and one hatch a driver, when they vary)."""
     modes = list(dict.fromkeys(r.mode for r in runs))
+    with_driver = shows_drivers(runs)
+    # a mode's drivers side by side, in the order of the runs
+    order = list(dict.fromkeys((r.mode, r.driver if with_driver else "") for r in runs))
+    order.sort(key=lambda pair: modes.index(pair[0]))
 
     def key(r: Result) -> tuple[int, int]:
-        order = servers(runs).index(r.database.server) if by_server else 0
-        return order, r.concurrency
+        place = servers(runs).index(r.database.server) if by_server else 0
+        return place, r.concurrency
+
+    def rank(r: Result) -> int:
+        return order.index((r.mode, r.driver if with_driver else ""))
 
     groups = sorted({key(r) for r in runs})
     width = 0.8 / max(len([r for r in runs if key(r) == g]) for g in groups)
     seen: set[str] = set()
     for x, g in enumerate(groups):
-        group = sorted((r for r in runs if key(r) == g), key=lambda r: modes.index(r.mode))
+        group = sorted((r for r in runs if key(r) == g), key=rank)
         start = x - width * (len(group) - 1) / 2
         for i, r in enumerate(group):
+            label = series_label(r, with_driver)
+            hatch = DRIVER_HATCHES[driver_kind(r.mode, r.driver)] if with_driver else ""
+            # the hatch takes the edge colour: white lines on the mode's colour
+            hatched: dict[str, Any] = (
+                {"hatch": hatch, "edgecolor": "white", "linewidth": 0} if hatch else {}
+            )
             bar = ax.bar(
                 start + i * width,
                 r.tps,
                 width * 0.92,
                 color=mode_colour(r.mode, modes),
-                label=None if r.mode in seen else r.mode,
+                label=None if label in seen else label,
+                **hatched,
             )
-            seen.add(r.mode)
+            seen.add(label)
             ax.bar_label(bar, labels=[_short(r.tps)], fontsize=7, padding=2)
     ticks = [_clients(c) for _, c in groups]
     if by_server:
@@ -184,9 +228,10 @@ def _grouped_bars(ax: Axes, runs: tuple[Result, ...], *, by_server: bool = False
     ax.set_xticks(range(len(groups)), ticks)
     # legend in the runs' mode order, not the order bars happened to be drawn
     handles = dict(zip(*ax.get_legend_handles_labels()[::-1], strict=True))
+    legend = [f"{mode} {driver}" if driver else mode for mode, driver in order]
     ax.legend(
-        [handles[m] for m in modes if m in handles],
-        [m for m in modes if m in handles],
+        [handles[m] for m in legend if m in handles],
+        [m for m in legend if m in handles],
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         borderaxespad=0.0,
@@ -216,6 +261,9 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
     if not usable:
         return None
     modes = list(dict.fromkeys(r.mode for r in runs))
+    with_driver = shows_drivers(runs)
+    curves = list(dict.fromkeys((r.mode, r.driver if with_driver else "") for r in runs))
+    curves.sort(key=lambda pair: modes.index(pair[0]))
     ran = sorted({1, *(r.concurrency for r in runs)})
     with _style():
         fig, ax = _figure()
@@ -226,19 +274,30 @@ def speedup_chart(comparison: Comparison) -> Figure | None:
         for number, (server, base) in enumerate(usable.items()):
             mine = [r for r in runs if server is None or r.database.server == server]
             top_y = max(top_y, *(r.tps / base.tps for r in mine))
-            for mode in modes:
-                points = sorted((r.concurrency, r.tps / base.tps) for r in mine if r.mode == mode)
+            for mode, driver in curves:
+                points = sorted(
+                    (r.concurrency, r.tps / base.tps)
+                    for r in mine
+                    if r.mode == mode and (not with_driver or r.driver == driver)
+                )
                 if not points:
                     continue
                 xs, ys = zip(*points, strict=True)
+                name = f"{mode} {driver}" if driver else mode
+                # a driver's line style wins over a server's: the legend names both
+                style = (
+                    DRIVER_LINES[driver_kind(mode, driver)]
+                    if driver
+                    else SERVER_LINES[number % len(SERVER_LINES)]
+                )
                 # hollow: where modes coincide (all on the ideal), every outline shows
                 ax.plot(
                     xs,
                     ys,
-                    linestyle=SERVER_LINES[number % len(SERVER_LINES)],
+                    linestyle=style,
                     marker=mode_marker(mode, modes),
                     color=mode_colour(mode, modes),
-                    label=mode if server is None else f"{mode} ({server})",
+                    label=name if server is None else f"{name} ({server})",
                     markersize=8,
                     markerfacecolor="none",
                     markeredgewidth=1.6,

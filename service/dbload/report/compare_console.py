@@ -24,6 +24,7 @@ from dbload.measure.comparison import (
     diff,
     rows,
     servers,
+    shows_drivers,
 )
 from dbload.measure.result import Result
 from dbload.report.console import NA, Trimmed, print_run, print_summary_line, summary_lines
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 TIMES = "\u00d7"  # the multiplication sign of "12.3x", spelled out for linters
 DASH = "\u2014"  # a figure that does not exist (no sequential run, no CPU)
+
+US_PER_TXN = "cpu \u00b5s/txn"  # client CPU per successful transaction
 
 BOUND_STYLES = {CLIENT_CPU: "bold yellow", SERVER_CPU: "bold red", SERVER_WAIT: "bold cyan"}
 
@@ -57,6 +60,13 @@ def fmt_speedup(value: float | None) -> str:
     )
 
 
+def fmt_us(value: float | None) -> str:
+    """Client CPU µs per transaction; a dash where CPU was not measured."""
+    if value is None:
+        return DASH
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
 def fmt_pct(value: float | None) -> str:
     return DASH if value is None else f"{value:.0f} %"
 
@@ -72,34 +82,57 @@ def fmt_delta(value: float | None) -> str:
     return DASH if value is None else f"{value:+.1f} %"
 
 
-def _run_columns(table: Table, repeated: bool, several: bool = False) -> None:
+def _run_columns(
+    table: Table, repeated: bool, several: bool = False, with_driver: bool = False
+) -> None:
     if repeated:
         table.add_column("#", justify="right", style="dim", no_wrap=True)
     if several:  # compare --servers
         table.add_column("server", overflow="fold")
-    # the only column that may fold: figures are never cut
-    table.add_column("mode", style="bold", overflow="fold")
+    # the only column that may fold: figures are never cut. compare
+    # --drivers: the driver under the mode, in the same column, as a column
+    # of its own would push the figures past 80 columns
+    table.add_column("mode\ndriver" if with_driver else "mode", style="bold", overflow="fold")
     table.add_column("clients", justify="right", no_wrap=True)
 
 
+def _run_cells(row: Row, index: int, repeated: bool, several: bool, with_driver: bool) -> list[str]:
+    """The cells of :func:`_run_columns` for one row."""
+    mode = f"{row.mode}\n[not bold]{driver_lines(row.driver)}[/]" if with_driver else row.mode
+    return [
+        *([str(index)] if repeated else []),
+        *([row.server] if several else []),
+        mode,
+        str(row.concurrency),
+    ]
+
+
+def driver_lines(driver: str) -> str:
+    """``sqlalchemy+asyncpg`` over two lines (``sqlalchemy`` / ``+asyncpg``),
+    no wider than the longest mode name."""
+    return driver.replace("+", "\n+")
+
+
 def comparison_table(comparison: Comparison) -> Table:
-    """Mode, clients, tps, p50, p99, speedup and % of ideal per run: the
-    figures, narrow enough for 80 columns (CPU and bound: :func:`bound_table`)."""
+    """Mode (driver when they vary), clients, tps, client CPU µs per
+    transaction, p50, p99, speedup and % of ideal per run: the figures,
+    narrow enough for 80 columns (CPU and bound: :func:`bound_table`)."""
     table = Table(title=f"dbload compare: {comparison.workload}", title_justify="left")
     table.title_style = "bold"
     all_rows = rows(comparison)
     repeated = any("(run " in row.label for row in all_rows)
     several = len(servers(comparison.results)) > 1
-    _run_columns(table, repeated, several)
-    for name in ("tps", "p50 ms", "p99 ms", "speedup", "% of ideal"):
+    with_driver = shows_drivers(comparison.results)
+    _run_columns(table, repeated, several, with_driver)
+    # two-line headers where the figures are narrower than their names: 80 columns
+    heads = ("tps", US_PER_TXN.replace(" ", "\n"), "p50 ms", "p99 ms", "speedup", "% of\nideal")
+    for name in heads:
         table.add_column(name, justify="right", no_wrap=True)
     for i, (row, result) in enumerate(zip(all_rows, comparison.results, strict=True), start=1):
         table.add_row(
-            *([str(i)] if repeated else []),
-            *([row.server] if several else []),
-            row.mode,
-            str(row.concurrency),
+            *_run_cells(row, i, repeated, several, with_driver),
             fmt_tps(row.tps),
+            fmt_us(row.client_us_per_txn),
             fmt_latency(result, row.p50_ms),
             fmt_latency(result, row.p99_ms),
             fmt_speedup(row.speedup),
@@ -114,16 +147,14 @@ def bound_table(comparison: Comparison) -> Table:
     all_rows = rows(comparison)
     repeated = any("(run " in row.label for row in all_rows)
     several = len(servers(comparison.results)) > 1
-    _run_columns(table, repeated, several)
+    with_driver = shows_drivers(comparison.results)
+    _run_columns(table, repeated, several, with_driver)
     table.add_column("cpu (% of one core)", no_wrap=True)
     table.add_column("bound", no_wrap=True)
     for i, row in enumerate(all_rows, start=1):
         bound = Text(row.bound, style=BOUND_STYLES.get(row.bound, "dim"))
         table.add_row(
-            *([str(i)] if repeated else []),
-            *([row.server] if several else []),
-            row.mode,
-            str(row.concurrency),
+            *_run_cells(row, i, repeated, several, with_driver),
             fmt_cpu(row),
             bound,
         )
@@ -171,7 +202,8 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
         parts.append(line)
     parts.append(
         Text(
-            "% of ideal: speedup / clients, what overlapping every server wait would give."
+            f"{US_PER_TXN}: client CPU (dbload's process) per successful transaction."
+            " % of ideal: speedup / clients, what overlapping every server wait would give."
             f" Bound at {NEAR_CEILING * 100:.0f} % of a ceiling: the client's is one core in one"
             " process (the GIL), the server's one core per client.",
             style="dim",
@@ -183,8 +215,11 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
 
 def _print_summaries(console: Console, results: Sequence[Result]) -> None:
     console.print()
+    with_driver = shows_drivers(results)
     for line, result in zip(summary_lines(results), results, strict=True):
-        # compare --servers: which server, last, so the other keys keep their places
+        # compare --drivers, --servers: which, last, so the other keys keep their places
+        if with_driver:
+            line += f" driver={result.driver}"
         server = result.database.server
         print_summary_line(console, f"{line} server={server}" if server else line)
 
@@ -205,9 +240,11 @@ def diff_table(results: Sequence[Result], names: Sequence[str] | None = None) ->
     table.add_column("run", overflow="fold")
     for name in ("tps", "\u0394 tps", "p99 ms", "\u0394 p99"):
         table.add_column(name, justify="right", no_wrap=True)
+    with_driver = shows_drivers(results)
     for i, result in enumerate(results):
         delta = diff(results[0], result) if i else Delta(None, None)
-        label = f"{result.mode} c={result.concurrency}"
+        driver = f" {result.driver}" if with_driver else ""
+        label = f"{result.mode}{driver} c={result.concurrency}"
         if len(workloads) > 1:
             label += f" {result.workload}"
         if names is not None and len(files) > 1:

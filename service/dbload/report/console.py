@@ -89,6 +89,16 @@ def _clients(n: int) -> str:
     return f"{n} client" if n == 1 else f"{n} clients"
 
 
+def driver_text(result: Result) -> str:
+    """The driver as the report names it: its version label ("asyncpg 0.30.0
+    + uvloop"), after its canonical name when the label does not start with
+    it ("sqlalchemy+asyncpg: SQLAlchemy 2.0.36 ...")."""
+    label = result.driver_label
+    if label == result.driver or label.split()[:1] == [result.driver]:
+        return label
+    return f"{result.driver}: {label}"
+
+
 def summary_table(result: Result) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2))
     table.add_column(style="bold")
@@ -104,7 +114,7 @@ def summary_table(result: Result) -> Table:
         status = " [bold red](aborted: too many errors)[/]"
     elif result.interrupted:
         status = " [bold red](interrupted)[/]"
-    table.add_row("mode", f"{result.mode} ({result.driver}){status}")
+    table.add_row("mode", f"{result.mode} ({escape(driver_text(result))}){status}")
     table.add_row("workload", f"{result.workload}  [dim]{', '.join(result.scripts)}[/]")
     table.add_row("database", f"{db.kind}: {db.url}  [dim]PostgreSQL {db.server_version}[/]")
     table.add_row("plan", _plan_line(result, batch))

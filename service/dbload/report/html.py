@@ -28,10 +28,12 @@ from dbload.measure.comparison import (
     SERVER_WAIT,
     Comparison,
     Row,
+    baseline,
     diff,
     environment,
     rows,
     servers,
+    shows_drivers,
 )
 from dbload.measure.result import Result
 from dbload.measure.thresholds import Verdict
@@ -45,11 +47,13 @@ from dbload.report.compare_console import (
     fmt_pct,
     fmt_speedup,
     fmt_tps,
+    fmt_us,
 )
 from dbload.report.files import is_stdout, refuse_overwrite, write_folder
 from dbload.report.json_ import compare_to_dict
 
 RESULTS_JSON = "results.json"
+US_PER_TXN_HEAD = "client CPU \u00b5s/txn"
 REPORT_HTML = "report.html"
 
 # Nothing may be fetched: inline styles only (the SVGs use style attributes).
@@ -244,6 +248,8 @@ def _header(comparison: Comparison, deltas: bool) -> str:
     runs = comparison.results
     servers = ", ".join(dict.fromkeys(r.database.server_version for r in runs))
     kind = "saved runs compared" if deltas else "one workload, several modes"
+    if not deltas and shows_drivers(runs):
+        kind += " and drivers"
     return (
         f"<header><h1>dbload {'report' if deltas else 'compare'}: "
         f'<span class="workload">{_esc(comparison.workload)}</span></h1>'
@@ -270,8 +276,10 @@ def _headline(table_rows: list[Row]) -> str:
 
 def _warnings(results: Sequence[Result]) -> str:
     items = []
+    with_driver = shows_drivers(results)
     for i, r in enumerate(results, start=1):
-        what = f"run {i} ({r.mode}, {r.concurrency} clients)"
+        driver = f" {r.driver}" if with_driver else ""
+        what = f"run {i} ({r.mode}{driver}, {r.concurrency} clients)"
         if r.aborted:
             items.append(f"{what} was aborted after too many errors")
         elif r.interrupted:
@@ -292,12 +300,13 @@ def _table(
 ) -> str:
     modes = [r.mode for r in comparison.results]
     several = len(servers(comparison.results)) > 1  # compare --servers
+    with_driver = shows_drivers(comparison.results)  # compare --drivers
     heads = ["#", *(["source"] if sources else []), *(["server"] if several else [])]
-    heads += ["mode", "clients", "tps"]
+    heads += ["mode", *(["driver"] if with_driver else []), "clients", "tps"]
     heads += ["\u0394 tps"] if deltas else []
-    heads += ["p50 ms", "p99 ms"] + (["\u0394 p99"] if deltas else [])
+    heads += [US_PER_TXN_HEAD, "p50 ms", "p99 ms"] + (["\u0394 p99"] if deltas else [])
     heads += ["speedup", "% of ideal", "CPU (% of one core)", "bound"]
-    left = {"source", "server", "mode", "CPU (% of one core)", "bound"}
+    left = {"source", "server", "mode", "driver", "CPU (% of one core)", "bound"}
     thead = "".join(f"<th{' class=l' if h in left else ''}>{_esc(h)}</th>" for h in heads)
     body = []
     first = comparison.results[0] if comparison.results else None
@@ -312,9 +321,12 @@ def _table(
             f'<td class="l"><span class="dot" style="background:{mode_colour(row.mode, modes)}">'
             f"</span>{_esc(row.mode)}</td>"
         )
+        if with_driver:
+            cells.append(f'<td class="l">{_esc(row.driver)}</td>')
         cells += [f"<td>{row.concurrency}</td>", f"<td>{_esc(fmt_tps(row.tps))}</td>"]
         if deltas:
             cells.append(_delta_cell(delta.tps_pct if delta else None, higher_is_better=True))
+        cells.append(f"<td>{_esc(fmt_us(row.client_us_per_txn))}</td>")
         cells += [f"<td>{_esc(fmt_ms(row.p50_ms))}</td>", f"<td>{_esc(fmt_ms(row.p99_ms))}</td>"]
         if deltas:
             cells.append(_delta_cell(delta.p99_pct if delta else None, higher_is_better=False))
@@ -327,7 +339,10 @@ def _table(
         body.append(f"<tr>{''.join(cells)}</tr>")
     cores = ", ".join(dict.fromkeys(str(r.cpu.cores) for r in comparison.results if r.cpu))
     note = (
-        "Speedup: throughput over the sequential run's. % of ideal: speedup over clients,"
+        f"{_esc(US_PER_TXN_HEAD)}: client CPU (dbload's process) per successful transaction,"
+        " the cost of the mode and driver on this side of the wire."
+        f" Speedup: throughput over the {_esc(_baseline_name(comparison))} run's."
+        " % of ideal: speedup over clients,"
         " the speedup if every server wait overlapped. CPU in % of one core"
         f" ({_esc(cores or DASH)} cores on this machine)."
     )
@@ -338,6 +353,16 @@ def _table(
         f"<thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         f'<p class="note">{note}</p></section>'
     )
+
+
+def _baseline_name(comparison: Comparison) -> str:
+    """The speedups' baseline as the note names it: "sequential", or on the
+    driver axis "first sequential (DRIVER)" (see
+    :func:`dbload.measure.comparison.rows`)."""
+    base = baseline(comparison.results)
+    if base is None or not shows_drivers(comparison.results):
+        return "sequential"
+    return f"first sequential ({base.driver})"
 
 
 def _delta_cell(value: float | None, *, higher_is_better: bool) -> str:

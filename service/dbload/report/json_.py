@@ -8,6 +8,9 @@ The compare and capacity files hold runs in this layout, so their schema
 moved to @2 with it. report/load.py reads both versions. Added within @2
 (older files lack them): ``per_script`` (pgbench's per-script figures),
 ``log_files`` (-l) and ``planned.query_mode`` / ``connect_per_transaction``.
+Changed within @2: ``driver`` is the driver's canonical name (``asyncpg``,
+``sqlalchemy+asyncpg``); its label with versions is ``versions.driver``,
+which older files held in ``driver`` too (report/load.py reads both).
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ def _result_dict(result: Result) -> dict[str, Any]:
             "stages": None if result.stages is None else _stages(result.stages),
         },
         "histogram": {"unit": "us", "encoding": "HdrHistogram-V2-base64", "data": result.histogram},
-        "versions": result.versions,
+        "versions": dict(result.versions),  # a copy: the data may be edited, the result not
         "server": None if result.server is None else _server(result.server),
         "per_script": [_script(result, s) for s in result.per_script],
         "log_files": list(result.log_files),

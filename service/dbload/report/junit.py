@@ -25,7 +25,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from dbload.measure.comparison import Comparison
+from dbload.measure.comparison import Comparison, shows_drivers
 from dbload.measure.result import Result
 from dbload.measure.thresholds import Verdict
 from dbload.report.console import outcome, summary_line
@@ -49,7 +49,11 @@ def junit_compare(comparison: Comparison, verdicts: Sequence[Sequence[Verdict]] 
 
 def _document(runs: list[tuple[Result, Sequence[Verdict]]]) -> str:
     root = ET.Element("testsuites", name="dbload")
-    suites = [_suite(root, i, result, verdicts) for i, (result, verdicts) in enumerate(runs)]
+    # compare --drivers: cells of one mode and clients differ by their driver
+    with_driver = shows_drivers(result for result, _ in runs) and len(runs) > 1
+    suites = [
+        _suite(root, i, result, verdicts, with_driver) for i, (result, verdicts) in enumerate(runs)
+    ]
     root.set("tests", str(sum(tests for tests, _, _ in suites)))
     root.set("failures", str(sum(failures for _, failures, _ in suites)))
     root.set("errors", "0")
@@ -59,11 +63,16 @@ def _document(runs: list[tuple[Result, Sequence[Verdict]]]) -> str:
 
 
 def _suite(
-    root: ET.Element, index: int, result: Result, verdicts: Sequence[Verdict]
+    root: ET.Element,
+    index: int,
+    result: Result,
+    verdicts: Sequence[Verdict],
+    with_driver: bool = False,
 ) -> tuple[int, int, float]:
     """Append run ``result``'s suite; returns its tests, failures and time."""
-    cell = f"{result.mode} c={result.concurrency}"
-    classname = f"dbload.{_dotless(result.workload)}.{result.mode}_c{result.concurrency}"
+    mode = f"{result.mode} {result.driver}" if with_driver else result.mode
+    cell = f"{mode} c={result.concurrency}"
+    classname = f"dbload.{_dotless(result.workload)}.{_dotless(mode)}_c{result.concurrency}"
     suite = ET.SubElement(
         root,
         "testsuite",
@@ -96,6 +105,7 @@ def _properties(result: Result) -> list[tuple[str, str]]:
         ("scripts", ", ".join(result.scripts)),
         ("mode", result.mode),
         ("driver", result.driver),
+        ("driver_version", result.driver_label),
         ("concurrency", str(result.concurrency)),
         ("seed", str(result.seed)),
         ("server_version", result.database.server_version),

@@ -370,7 +370,7 @@ def _result(top: _Obj) -> Result:
     histogram, count = _histogram_count(top)
     fields: dict[str, Any] = {
         "mode": top.text("mode"),
-        "driver": top.text("driver"),
+        **_driver(top),
         "workload": top.text("workload"),
         "scripts": tuple(top.texts("scripts")),
         "concurrency": top.integer("concurrency"),
@@ -396,10 +396,23 @@ def _result(top: _Obj) -> Result:
         "cpu": _cpu(top.opt_obj("cpu")),
         "database": _database(db),
         "histogram": histogram,
-        "versions": top.mapping("versions", str),
     }
     fields.update(_optional_fields(top, planned, txn))
     return Result(**fields)
+
+
+def _driver(top: _Obj) -> dict[str, Any]:
+    """``driver`` (the canonical name) and ``versions``. Older files hold
+    the executor's label in ``driver`` ("asyncpg 0.30.0 + uvloop", "psycopg
+    3.2.1 + psycopg_pool"): its first word is the name, and the label stays
+    the version label when ``versions`` lacks one."""
+    text = top.text("driver")
+    versions = top.mapping("versions", str)
+    words = text.split()
+    name = words[0] if words else text
+    if name != text:
+        versions.setdefault("driver", text)
+    return {"driver": name, "versions": versions}
 
 
 def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
