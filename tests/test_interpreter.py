@@ -19,6 +19,8 @@ from dbload.errors import WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.modes import MODES, get_executor
 from dbload.workload.parser import load_workload
+from drivers_matrix import MODE_DRIVERS, SQLALCHEMY_DRIVERS, label_of, pairs, with_query_modes
+from test_cli import _cli, _one_line_error
 
 ALL_MODES = sorted(MODES)
 PSYCOPG_MODES = ["sequential", "threads"]
@@ -72,7 +74,10 @@ def run(
         warmup_s=0.0, seed=5, scale=1, dsn=dsn, **plan,
     )  # fmt: skip
     recorder = recorder or Recorder(len(workload.statements))
-    get_executor(mode).run(full, recorder, threading.Event())
+    executor = get_executor(mode)
+    executor.run(full, recorder, threading.Event())
+    if "driver" in plan:  # the run was on the driver asked for, not the mode's default
+        assert executor.driver.startswith(label_of(plan["driver"])), executor.driver
     return recorder
 
 
@@ -80,16 +85,15 @@ def run(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("query_mode", QUERY_MODES)
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver", "query_mode"), with_query_modes())
 def test_gset_carries_values_and_null_into_the_next_query(
-    probe: str, tmp_path: Path, mode: str, query_mode: str
+    probe: str, tmp_path: Path, mode: str, driver: str, query_mode: str
 ) -> None:
     script = (
         "SELECT 40 + 2 AS v, NULL::text AS nothing, true AS b \\gset p_\n"
         "INSERT INTO probe VALUES (:p_b, :p_v, :p_nothing);\n"
     )
-    recorder = run(probe, tmp_path, script, mode, n=3, query_mode=query_mode)
+    recorder = run(probe, tmp_path, script, mode, n=3, query_mode=query_mode, driver=driver)
     assert (recorder.ok, recorder.failed) == (3, 0)
     # the values as PostgreSQL's text (a boolean is "t"), NULL as SQL NULL
     assert rows(probe) == [("t", "42", None)] * 3
@@ -114,8 +118,10 @@ def test_gset_on_zero_or_two_rows_fails_the_transaction(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ALL_MODES)
-def test_aset_stores_every_row_the_last_one_winning(probe: str, tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize(("mode", "driver"), pairs())
+def test_aset_stores_every_row_the_last_one_winning(
+    probe: str, tmp_path: Path, mode: str, driver: str
+) -> None:
     script = (
         "\\set g 0\n"
         "SELECT g FROM generate_series(1, 3) g \\aset\n"
@@ -123,7 +129,7 @@ def test_aset_stores_every_row_the_last_one_winning(probe: str, tmp_path: Path, 
         "SELECT g FROM generate_series(1, 0) g \\aset\n"
         "INSERT INTO probe VALUES ('b', :g);\n"
     )
-    recorder = run(probe, tmp_path, script, mode, n=1)
+    recorder = run(probe, tmp_path, script, mode, n=1, driver=driver)
     assert recorder.ok == 1
     assert rows(probe) == [("a", "3", None), ("b", "3", None)]
 
@@ -277,14 +283,63 @@ def test_pipelines_are_refused_before_the_run_in_asyncpg_modes(tmp_path: Path, m
     )
 
 
+SQLALCHEMY_PAIRS = [(m, d) for m, d in MODE_DRIVERS if d in SQLALCHEMY_DRIVERS]
+PIPELINE = "SELECT 1;\n\\startpipeline\nSELECT 2;\n\\endpipeline\n"
+
+
+@pytest.mark.parametrize(("mode", "driver"), pairs(SQLALCHEMY_PAIRS))
+def test_pipelines_are_refused_before_the_run_under_sqlalchemy(
+    tmp_path: Path, mode: str, driver: str
+) -> None:
+    with pytest.raises(WorkloadError) as caught:
+        run("postgresql://nowhere.invalid/x", tmp_path, PIPELINE, mode, driver=driver)
+    assert str(caught.value).endswith(
+        "s.sql:2: \\startpipeline: SQLAlchemy has no pipeline mode; run --driver psycopg"
+    )
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("mode", "driver"), pairs(SQLALCHEMY_PAIRS))
+def test_simple_mode_is_refused_before_the_run_under_sqlalchemy(
+    tmp_path: Path, mode: str, driver: str
+) -> None:
+    with pytest.raises(WorkloadError) as caught:
+        run("postgresql://nowhere.invalid/x", tmp_path, "SELECT 1;\n", mode, driver=driver,
+            query_mode="simple")  # fmt: skip
+    message = str(caught.value)
+    assert message.startswith("-M simple: SQLAlchemy always binds parameters"), message
+    assert "\n" not in message
+    # what fits the mode instead: asyncpg only where it runs
+    assert ("asyncpg" in message.partition("; ")[2]) == (mode in ASYNCPG_MODES), message
+
+
+@pytest.mark.parametrize(
+    ("mode", "driver"),
+    [("threads", "sqlalchemy"), ("async", "sqlalchemy"), ("async", "sqlalchemy+psycopg")],
+)
+@pytest.mark.parametrize("what", ["simple", "pipeline"])
+def test_cli_refuses_what_sqlalchemy_cannot_run_in_one_line(
+    seeded_dsn: str, tmp_path: Path, mode: str, driver: str, what: str
+) -> None:
+    script = tmp_path / "s.sql"
+    script.write_text(PIPELINE if what == "pipeline" else "SELECT 1;\n")
+    extra = ["-M", "simple"] if what == "simple" else []
+    code, _, err = _cli(
+        "run", "--dsn", seeded_dsn, "-f", str(script), "--mode", mode, "--driver", driver,
+        "-n", "1", *extra,
+    )  # fmt: skip
+    needle = "-M simple: SQLAlchemy" if what == "simple" else "s.sql:2: \\startpipeline: SQLAlchemy"
+    _one_line_error(code, err, needle)
+    assert code == 2
+
+
 # -- -M simple | extended | prepared --------------------------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("query_mode", QUERY_MODES)
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver", "query_mode"), with_query_modes())
 def test_values_reach_the_server_alike_in_every_query_mode(
-    probe: str, tmp_path: Path, mode: str, query_mode: str
+    probe: str, tmp_path: Path, mode: str, driver: str, query_mode: str
 ) -> None:
     script = (
         "\\set i 7 * 6\n"
@@ -297,7 +352,9 @@ def test_values_reach_the_server_alike_in_every_query_mode(
         "INSERT INTO probe VALUES ('null', :nothing, :none);\n"
     )
     defines = {"q": "it's", "b": "back\\slash 'and' quote"}
-    recorder = run(probe, tmp_path, script, mode, n=1, query_mode=query_mode, defines=defines)
+    recorder = run(
+        probe, tmp_path, script, mode, n=1, query_mode=query_mode, driver=driver, defines=defines
+    )
     assert (recorder.ok, recorder.failed) == (1, 0)
     assert rows(probe) == [
         ("back\\slash 'and' quote", "2.5", None),
@@ -353,13 +410,12 @@ NAMED = "SELECT count(*) AS named FROM pg_prepared_statements \\gset\n"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("query_mode", QUERY_MODES)
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver", "query_mode"), with_query_modes())
 def test_only_prepared_mode_leaves_named_statements_on_the_server(
-    probe: str, tmp_path: Path, mode: str, query_mode: str
+    probe: str, tmp_path: Path, mode: str, driver: str, query_mode: str
 ) -> None:
     script = NAMED + "INSERT INTO probe VALUES ('named', :named);\n"
-    recorder = run(probe, tmp_path, script, mode, n=2, query_mode=query_mode)
+    recorder = run(probe, tmp_path, script, mode, n=2, query_mode=query_mode, driver=driver)
     assert recorder.ok == 2
     named = {int(v) for _, v, _ in rows(probe)}
     if query_mode == "prepared":
@@ -390,10 +446,9 @@ def test_a_script_ending_inside_a_transaction_aborts_the_client(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("query_mode", QUERY_MODES)
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver", "query_mode"), with_query_modes())
 def test_a_script_may_create_the_function_it_calls(
-    probe: str, tmp_path: Path, mode: str, query_mode: str
+    probe: str, tmp_path: Path, mode: str, driver: str, query_mode: str
 ) -> None:
     script = (
         "CREATE OR REPLACE FUNCTION exec_probe_f(x int) RETURNS int\n"
@@ -401,7 +456,7 @@ def test_a_script_may_create_the_function_it_calls(
         "INSERT INTO probe VALUES ('f', exec_probe_f(:client_id + 4));\n"
     )
     try:
-        recorder = run(probe, tmp_path, script, mode, n=2, query_mode=query_mode)
+        recorder = run(probe, tmp_path, script, mode, n=2, query_mode=query_mode, driver=driver)
     finally:
         with psycopg.connect(probe, autocommit=True) as conn:
             conn.execute("DROP FUNCTION IF EXISTS exec_probe_f(int)")
@@ -410,17 +465,16 @@ def test_a_script_may_create_the_function_it_calls(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("query_mode", QUERY_MODES)
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver", "query_mode"), with_query_modes())
 def test_a_scripts_own_prepare_and_execute_run_alike_in_every_mode(
-    probe: str, tmp_path: Path, mode: str, query_mode: str
+    probe: str, tmp_path: Path, mode: str, driver: str, query_mode: str
 ) -> None:
     script = (
         "PREPARE exec_probe_p(int) AS INSERT INTO probe VALUES ('p', $1);\n"
         "EXECUTE exec_probe_p(1);\n"
         "DEALLOCATE exec_probe_p;\n"
     )
-    recorder = run(probe, tmp_path, script, mode, n=3, query_mode=query_mode)
+    recorder = run(probe, tmp_path, script, mode, n=3, query_mode=query_mode, driver=driver)
     assert (recorder.ok, recorder.failed) == (3, 0)
     assert rows(probe) == [("p", "1", None)] * 3
 

@@ -24,13 +24,21 @@ from dbload.api import RunOptions, prepare_options, run_on
 from dbload.config import Plan
 from dbload.database import embedded
 from dbload.database.resolve import Database
+from dbload.drivers.asyncpg_dsn import connect_kwargs
 from dbload.errors import DatabaseError, UsageError, WorkloadError
 from dbload.measure.recorder import Recorder
 from dbload.measure.result import Result
 from dbload.modes import MODES, get_executor
-from dbload.drivers.asyncpg_dsn import connect_kwargs
 from dbload.schema.seed import ensure_ready
 from dbload.workload.parser import load_workload
+from drivers_matrix import (
+    CONCURRENT_MODE_DRIVERS,
+    MODE_DRIVERS,
+    assert_ran_on,
+    label_of,
+    pair_id,
+    pairs,
+)
 
 ALL_MODES = sorted(MODES)
 
@@ -56,18 +64,20 @@ def _into_run(mode: str, seconds: float) -> float:
     return seconds + (1.5 if mode == "processes" else 0.0)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
-def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str) -> None:
+def test_select_batch_runs_every_transaction_once(seeded_dsn: str, mode: str, driver: str) -> None:
     result = _run(
         seeded_dsn,
         workload="select",
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 4),
         transactions=203,
         seed=7,
     )
     assert (result.ok, result.failed) == (203, 0)
+    assert_ran_on(result, driver)
     assert not result.interrupted
     assert result.statement_count == 203
     assert result.latency.count == 203
@@ -91,20 +101,22 @@ def _sums(dsn: str) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_tpcb_transactions_commit_and_balance(
-    seeded_dsn: str, mode: str, restore_balances: None
+    seeded_dsn: str, mode: str, driver: str, restore_balances: None
 ) -> None:
     result = _run(
         seeded_dsn,
         workload="tpcb",
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 3),
         transactions=60,
         seed=1,
     )
     assert (result.ok, result.failed) == (60, 0)
+    assert_ran_on(result, driver)
     assert result.statement_count == 60 * 7  # BEGIN, 5 statements, END
     accounts, branches, tellers, history, rows = _sums(seeded_dsn)
     assert rows == 60
@@ -164,34 +176,34 @@ def test_same_seed_sends_the_same_parameters_in_every_mode(
     assert _probe_rows(seeded_dsn) != seen["async"]
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_statement_the_server_rejects_is_reported_before_the_run(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "bad.sql"
     script.write_text(
         "\\set aid random(1, 10)\nSELECT nosuchcolumn\n  FROM pgbench_accounts WHERE aid = :aid;\n"
     )
     with pytest.raises(WorkloadError, match=r"bad\.sql:2: .*nosuchcolumn.*does not exist"):
-        _run(seeded_dsn, files=[str(script)], mode=mode, transactions=5)
+        _run(seeded_dsn, files=[str(script)], mode=mode, driver=driver, transactions=5)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_unknown_table_is_reported_with_file_and_line(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "t.sql"
     script.write_text("-- a comment\nSELECT 1;\nSELECT * FROM no_such_table;\n")
     with pytest.raises(WorkloadError, match=r"t\.sql:3: .*no_such_table"):
-        _run(seeded_dsn, files=[str(script)], mode=mode, transactions=5)
+        _run(seeded_dsn, files=[str(script)], mode=mode, driver=driver, transactions=5)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "div.sql"
     # half the transactions divide by zero inside an explicit transaction:
@@ -201,10 +213,12 @@ def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
         seeded_dsn,
         files=[str(script)],
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 2),
         transactions=80,
         seed=3,
     )
+    assert_ran_on(result, driver)
     assert result.ok + result.failed == 80
     assert 0 < result.failed < 80
     assert result.errors == {"22012": result.failed}
@@ -212,17 +226,19 @@ def test_sql_errors_are_counted_by_sqlstate_and_the_run_goes_on(
     assert result.latency.count == result.ok
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
-def test_duration_and_warmup(seeded_dsn: str, mode: str) -> None:
+def test_duration_and_warmup(seeded_dsn: str, mode: str, driver: str) -> None:
     result = _run(
         seeded_dsn,
         workload="select",
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 2),
         duration=1.0,
         warmup=0.3,
     )
+    assert_ran_on(result, driver)
     assert result.duration_s == pytest.approx(1.0, abs=0.5)
     assert result.warmup_transactions > 0
     assert result.ok > 0
@@ -248,25 +264,28 @@ def test_slow_workload_waits_on_the_server(seeded_dsn: str) -> None:
     assert result.latency.min >= 50.0
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
-def test_stop_event_ends_the_run_early_and_marks_it_interrupted(seeded_dsn: str, mode: str) -> None:
+def test_stop_event_ends_the_run_early_and_marks_it_interrupted(
+    seeded_dsn: str, mode: str, driver: str
+) -> None:
     stop = threading.Event()
     timer = threading.Timer(_into_run(mode, 0.5), stop.set)
     timer.start()
     options = prepare_options(
-        workload="select", mode=mode, concurrency=_concurrency(mode, 2), duration=60
+        workload="select", mode=mode, driver=driver, concurrency=_concurrency(mode, 2), duration=60
     )
     result = run_on(_db(seeded_dsn), 1, options, stop=stop)
+    assert_ran_on(result, driver)
     assert result.interrupted
     assert result.ok > 0
     assert len(result.series) < 30  # intervals: it stopped long before the planned 60 s
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_statement_timeout_fails_the_transaction_and_keeps_the_connection(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "maybe_slow.sql"
     # half the transactions sleep past the timeout; the others must still succeed
@@ -276,11 +295,13 @@ def test_statement_timeout_fails_the_transaction_and_keeps_the_connection(
         seeded_dsn,
         files=[str(script)],
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 2),
         transactions=16,
         seed=11,
         statement_timeout="30ms",
     )
+    assert_ran_on(result, driver)
     assert result.ok + result.failed == 16
     assert 0 < result.failed < 16
     assert result.errors == {"57014": result.failed}
@@ -296,20 +317,24 @@ def _kill_backends(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
-def test_killed_connections_are_counted_and_the_run_goes_on(seeded_dsn: str, mode: str) -> None:
+def test_killed_connections_are_counted_and_the_run_goes_on(
+    seeded_dsn: str, mode: str, driver: str
+) -> None:
     killed: list[int] = []
     timer = threading.Timer(_into_run(mode, 0.8), lambda: killed.append(_kill_backends(seeded_dsn)))
     timer.start()
     options = prepare_options(
         workload="select",
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 3),
         duration=_into_run(mode, 2.5),
     )
     result = run_on(_db(seeded_dsn), 1, options)
     timer.join()
+    assert_ran_on(result, driver)
     assert killed and killed[0] >= 1
     assert not result.interrupted
     assert 1 <= result.failed <= killed[0]
@@ -320,10 +345,10 @@ def test_killed_connections_are_counted_and_the_run_goes_on(seeded_dsn: str, mod
     assert result.ok > 0
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_tpcb_balances_stay_consistent_through_killed_connections(
-    seeded_dsn: str, mode: str, restore_balances: None
+    seeded_dsn: str, mode: str, driver: str, restore_balances: None
 ) -> None:
     """A transaction cut by a kill is rolled back by the server, never half applied."""
     killed: list[int] = []
@@ -332,12 +357,14 @@ def test_tpcb_balances_stay_consistent_through_killed_connections(
     options = prepare_options(
         workload="tpcb",
         mode=mode,
+        driver=driver,
         concurrency=_concurrency(mode, 3),
         duration=_into_run(mode, 2.0),
         seed=4,
     )
     result = run_on(_db(seeded_dsn), 1, options)
     timer.join()
+    assert_ran_on(result, driver)
     assert killed and killed[0] >= 1 and result.failed >= 1
     accounts, branches, tellers, history, rows = _sums(seeded_dsn)
     assert accounts == branches == tellers == history
@@ -345,8 +372,6 @@ def test_tpcb_balances_stay_consistent_through_killed_connections(
     # server's COMMIT and its reply may have committed too (outcome unknown)
     assert result.ok <= rows <= result.ok + result.failed
 
-
-CONCURRENT_MODES = [m for m in ALL_MODES if m != "sequential"]
 
 # Read, wait, then write the same row: under REPEATABLE READ a concurrent
 # client's commit in between makes the UPDATE fail with 40001, every time.
@@ -377,39 +402,43 @@ def _conflict_count(dsn: str) -> int:
     return int(row[0]) if row else -1
 
 
-@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs(CONCURRENT_MODE_DRIVERS))
 @pytest.mark.slow
 def test_serialization_failures_fail_without_retries(
-    seeded_dsn: str, mode: str, conflict_script: str
+    seeded_dsn: str, mode: str, driver: str, conflict_script: str
 ) -> None:
     result = _run(
         seeded_dsn,
         files=[conflict_script],
         mode=mode,
+        driver=driver,
         concurrency=4,
         transactions=120,
         isolation="repeatable-read",
     )
+    assert_ran_on(result, driver)
     assert result.ok + result.failed == 120
     assert result.failed > 0 and result.errors == {"40001": result.failed}
     assert (result.retried, result.retries) == (0, 0)
     assert _conflict_count(seeded_dsn) == result.ok  # a failed try left nothing behind
 
 
-@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs(CONCURRENT_MODE_DRIVERS))
 @pytest.mark.slow
 def test_serialization_failures_are_retried_up_to_max_tries(
-    seeded_dsn: str, mode: str, conflict_script: str
+    seeded_dsn: str, mode: str, driver: str, conflict_script: str
 ) -> None:
     result = _run(
         seeded_dsn,
         files=[conflict_script],
         mode=mode,
+        driver=driver,
         concurrency=4,
         transactions=120,
         isolation="repeatable-read",
         max_tries=50,
     )
+    assert_ran_on(result, driver)
     assert result.ok + result.failed == 120
     assert result.retried > 0 and result.retries >= result.retried
     # each transaction is counted once, however many tries it took
@@ -420,10 +449,10 @@ def test_serialization_failures_are_retried_up_to_max_tries(
     assert (result.max_tries, result.isolation) == (50, "repeatable read")
 
 
-@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs(CONCURRENT_MODE_DRIVERS))
 @pytest.mark.slow
 def test_tpcb_invariant_holds_with_retries_and_kills(
-    seeded_dsn: str, mode: str, restore_balances: None
+    seeded_dsn: str, mode: str, driver: str, restore_balances: None
 ) -> None:
     """Issue 5's invariant: balances and history agree after conflicts, retries and kills."""
     killed: list[int] = []
@@ -432,6 +461,7 @@ def test_tpcb_invariant_holds_with_retries_and_kills(
     options = prepare_options(
         workload="tpcb",
         mode=mode,
+        driver=driver,
         concurrency=4,
         duration=_into_run(mode, 2.0),
         seed=5,
@@ -440,6 +470,7 @@ def test_tpcb_invariant_holds_with_retries_and_kills(
     )
     result = run_on(_db(seeded_dsn), 1, options)
     timer.join()
+    assert_ran_on(result, driver)
     assert killed and killed[0] >= 1
     assert result.retried > 0  # one branch row: serializable conflicts are certain
     accounts, branches, tellers, history, rows = _sums(seeded_dsn)
@@ -447,12 +478,14 @@ def test_tpcb_invariant_holds_with_retries_and_kills(
     assert result.ok <= rows <= result.ok + result.failed
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_stop_cancels_transactions_still_in_flight_after_the_grace_period(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
-    _assert_stopped_in_flight(seeded_dsn, mode, tmp_path / "long.sql", "SELECT pg_sleep(60);\n")
+    _assert_stopped_in_flight(
+        seeded_dsn, mode, driver, tmp_path / "long.sql", "SELECT pg_sleep(60);\n"
+    )
     # the cancelled statements are gone from the server too
     with psycopg.connect(seeded_dsn) as conn:
         row = conn.execute(
@@ -471,10 +504,10 @@ def test_invalid_retry_options_are_refused() -> None:
         prepare_options(workload="select", cpu_work=-1)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_worker_gives_up_when_its_database_is_gone(
-    pg_server: str, mode: str, make_database: Callable[[], str], tmp_path: Path
+    pg_server: str, mode: str, driver: str, make_database: Callable[[], str], tmp_path: Path
 ) -> None:
     """A -n batch against a database dropped mid-run ends, with an incident,
     instead of reconnecting for ever."""
@@ -485,7 +518,7 @@ def test_worker_gives_up_when_its_database_is_gone(
     script.write_text("SELECT count(*) FROM t;\n")
     workload = load_workload([str(script)], None, None)
     plan = Plan(
-        workload=workload, mode=mode, concurrency=1 if mode == "sequential" else 2,
+        workload=workload, mode=mode, driver=driver, concurrency=1 if mode == "sequential" else 2,
         transactions=10_000_000, duration_s=None, warmup_s=0.0, seed=1, scale=1, dsn=dsn,
         reconnect_give_up_s=1.0,
     )  # fmt: skip
@@ -500,7 +533,9 @@ def test_worker_gives_up_when_its_database_is_gone(
 
     dropper = threading.Thread(target=drop_when_running, daemon=True)
     dropper.start()
-    get_executor(mode).run(plan, recorder, threading.Event())
+    executor = get_executor(mode)
+    executor.run(plan, recorder, threading.Event())
+    assert executor.driver.startswith(label_of(driver)), executor.driver
     dropper.join(timeout=10)
     assert recorder.incidents
     assert all("could not reconnect" in text for text in recorder.incidents)
@@ -525,9 +560,9 @@ def private_server() -> Iterator[tuple[Path, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 def test_server_restart_mid_run_is_counted_and_the_run_recovers(
-    private_server: tuple[Path, str], mode: str
+    private_server: tuple[Path, str], mode: str, driver: str
 ) -> None:
     pgdata, url = private_server
 
@@ -538,11 +573,12 @@ def test_server_restart_mid_run_is_counted_and_the_run_recovers(
     timer = threading.Timer(_into_run(mode, 1.0), restart)
     timer.start()
     options = prepare_options(
-        workload="select", mode=mode, concurrency=_concurrency(mode, 3),
+        workload="select", mode=mode, driver=driver, concurrency=_concurrency(mode, 3),
         duration=_into_run(mode, 3.5), seed=6,
     )  # fmt: skip
     result = run_on(_db(url), 1, options)
     timer.join()
+    assert_ran_on(result, driver)
     assert not result.interrupted and not result.incidents
     assert result.failed >= 1
     assert all(code == "57P01" or code.startswith("08") for code in result.errors), result.errors
@@ -591,22 +627,26 @@ def test_typed_parameters_bind_alike_in_every_mode(
 ) -> None:
     """pgbench's rule in every driver: values go as text, the server types them."""
     outcomes: dict[str, dict[str, object]] = {}
-    for mode in ALL_MODES:
+    for mode, driver in MODE_DRIVERS:
+        pair = pair_id(mode, driver)
         for name, (text, _) in TYPED_SCRIPTS.items():
             script = tmp_path / f"{name}.sql"
             script.write_text(text)
             result = _run(
-                seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2),
-                transactions=2, defines={**TYPED_DEFINES, "mode": mode},
+                seeded_dsn, files=[str(script)], mode=mode, driver=driver,
+                concurrency=_concurrency(mode, 2), transactions=2,
+                defines={**TYPED_DEFINES, "mode": pair},
             )  # fmt: skip
-            outcomes.setdefault(name, {})[mode] = (result.ok, result.errors)
+            outcomes.setdefault(name, {})[pair] = (result.ok, result.errors)
+    pairs_run = [pair_id(m, d) for m, d in MODE_DRIVERS]
     for name, (_, code) in TYPED_SCRIPTS.items():
         expected = (2, {}) if code is None else (0, {code: 2})
-        assert outcomes[name] == dict.fromkeys(ALL_MODES, expected), name
+        assert outcomes[name] == dict.fromkeys(pairs_run, expected), name
     with psycopg.connect(seeded_dsn) as conn:
         rows = conn.execute("SELECT mode, d, ts, b, i, d2 FROM dbload_test_typed").fetchall()
     stored = {tuple(row[1:]) for row in rows}
-    assert len(rows) == 2 * len(ALL_MODES) and len(stored) == 1, rows
+    assert sorted(row[0] for row in rows) == sorted(pairs_run * 2)
+    assert len(stored) == 1, rows
     d, ts, b, i, d2 = stored.pop()
     assert (str(d), ts.isoformat(), bytes(b), i, str(d2)) == (
         "2024-01-01", "2024-01-01T10:00:00+00:00", b"\x01\x02", None, "2024-01-01",
@@ -644,17 +684,18 @@ def test_values_are_sent_as_pgbench_sends_them(
 # -- error messages -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_the_first_message_of_each_error_code_is_kept(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "two.sql"
     script.write_text("\\set d random(0, 2)\nSELECT 1 / :d, (:d - 1)::text::int4 + 2147483647;\n")
     result = _run(
-        seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2),
-        transactions=40, seed=5,
+        seeded_dsn, files=[str(script)], mode=mode, driver=driver,
+        concurrency=_concurrency(mode, 2), transactions=40, seed=5,
     )  # fmt: skip
+    assert_ran_on(result, driver)
     assert set(result.errors) == {"22012", "22003"}
     where = f"{script}:2"  # the failed statement, named
     assert result.error_examples == {
@@ -666,10 +707,10 @@ def test_the_first_message_of_each_error_code_is_kept(
 # -- a server that goes away for good -----------------------------------------
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_a_server_that_stays_away_until_the_end_is_an_incident(
-    private_server: tuple[Path, str], mode: str
+    private_server: tuple[Path, str], mode: str, driver: str
 ) -> None:
     """Reconnecting until the -T deadline is no success: an incident says
     which clients lost the server, and when."""
@@ -678,13 +719,14 @@ def test_a_server_that_stays_away_until_the_end_is_an_incident(
     timer.start()
     try:
         options = prepare_options(
-            workload="select", mode=mode, concurrency=_concurrency(mode, 2),
+            workload="select", mode=mode, driver=driver, concurrency=_concurrency(mode, 2),
             duration=_into_run(mode, 3.0), seed=6,
         )  # fmt: skip
         result = run_on(_db(url), 1, options)
     finally:
         timer.join()
         embedded.start(pgdata)
+    assert_ran_on(result, driver)
     clients = 1 if mode == "sequential" else 2
     assert result.ok > 0 and result.failed >= 1 and not result.interrupted
     assert len(result.incidents) == clients, result.incidents
@@ -703,22 +745,24 @@ FAILING_SCRIPTS = {
 }
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.parametrize("kind", sorted(FAILING_SCRIPTS))
 @pytest.mark.slow
 def test_a_script_error_aborts_its_client_and_the_others_go_on(
-    seeded_dsn: str, mode: str, kind: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, kind: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "fails.sql"
     script.write_text(FAILING_SCRIPTS[kind])
     workload = load_workload([str(script)], None, None)
     # sequential too: one connection runs the three clients' streams
     plan = Plan(
-        workload=workload, mode=mode, concurrency=3, transactions=30, duration_s=None,
-        warmup_s=0.0, seed=1, scale=1, dsn=seeded_dsn,
+        workload=workload, mode=mode, driver=driver, concurrency=3, transactions=30,
+        duration_s=None, warmup_s=0.0, seed=1, scale=1, dsn=seeded_dsn,
     )  # fmt: skip
     recorder = Recorder(len(workload.statements))
-    get_executor(mode).run(plan, recorder, threading.Event())
+    executor = get_executor(mode)
+    executor.run(plan, recorder, threading.Event())
+    assert executor.driver.startswith(label_of(driver)), executor.driver
     assert recorder.ok == plan.quota(0) + plan.quota(2)  # type: ignore[operator]
     assert recorder.errors == {"script": 1}
     assert "fails.sql:" in recorder.error_examples["script"]
@@ -726,16 +770,17 @@ def test_a_script_error_aborts_its_client_and_the_others_go_on(
     assert recorder.incidents == [f"client 1 aborted: {recorder.error_examples['script']}"]
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 def test_a_script_error_of_every_client_is_reported_not_raised(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     script = tmp_path / "div.sql"
     script.write_text("\\set x 1 / :i\nSELECT :x;\n")
     result = _run(
-        seeded_dsn, files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2),
-        transactions=10, defines={"i": "0"},
+        seeded_dsn, files=[str(script)], mode=mode, driver=driver,
+        concurrency=_concurrency(mode, 2), transactions=10, defines={"i": "0"},
     )  # fmt: skip
+    assert_ran_on(result, driver)
     clients = 1 if mode == "sequential" else 2
     assert (result.ok, result.failed, result.errors) == (0, clients, {"script": clients})
     assert sorted(result.incidents) == [
@@ -769,10 +814,10 @@ def test_sequential_with_n_clients_sends_what_n_clients_send(
 # -- reconnects close what they replace -------------------------------------------
 
 
-@pytest.mark.parametrize("mode", CONCURRENT_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs(CONCURRENT_MODE_DRIVERS))
 @pytest.mark.slow
 def test_a_reconnect_closes_what_it_replaces(
-    make_database: Callable[[], str], mode: str, tmp_path: Path
+    make_database: Callable[[], str], mode: str, driver: str, tmp_path: Path
 ) -> None:
     dsn = make_database()
     script = tmp_path / "one.sql"
@@ -792,10 +837,11 @@ def test_a_reconnect_closes_what_it_replaces(
     timer = threading.Timer(_into_run(mode, 1.0), kill_then_count)
     timer.start()
     options = prepare_options(
-        files=[str(script)], mode=mode, concurrency=20, duration=_into_run(mode, 3.5)
+        files=[str(script)], mode=mode, driver=driver, concurrency=20, duration=_into_run(mode, 3.5)
     )
     result = run_on(_db(dsn), 1, options)
     timer.join()
+    assert_ran_on(result, driver)
     assert result.failed >= 1 and result.series[-1].transactions > 0
     assert counts and 0 < counts[0] <= 20, counts
 
@@ -803,15 +849,17 @@ def test_a_reconnect_closes_what_it_replaces(
 # -- Ctrl-C -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_stop_cuts_a_sleep_short_after_the_grace_period(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
-    _assert_stopped_in_flight(seeded_dsn, mode, tmp_path / "nap.sql", "\\sleep 30 s\nSELECT 1;\n")
+    _assert_stopped_in_flight(
+        seeded_dsn, mode, driver, tmp_path / "nap.sql", "\\sleep 30 s\nSELECT 1;\n"
+    )
 
 
-def _assert_stopped_in_flight(dsn: str, mode: str, script: Path, text: str) -> None:
+def _assert_stopped_in_flight(dsn: str, mode: str, driver: str, script: Path, text: str) -> None:
     """Stop a run of ``text`` (which waits long) 0.5 s in: after the grace
     period every client's transaction is cancelled, none ok nor failed
     (without the cancel they would have finished, as ok transactions)."""
@@ -819,9 +867,11 @@ def _assert_stopped_in_flight(dsn: str, mode: str, script: Path, text: str) -> N
     stop = threading.Event()
     threading.Timer(_into_run(mode, 0.5), stop.set).start()
     options = prepare_options(
-        files=[str(script)], mode=mode, concurrency=_concurrency(mode, 2), duration=60
-    )
+        files=[str(script)], mode=mode, driver=driver, concurrency=_concurrency(mode, 2),
+        duration=60,
+    )  # fmt: skip
     result = run_on(_db(dsn), 1, options, stop=stop)
+    assert_ran_on(result, driver)
     assert result.interrupted
     assert result.cancelled == (1 if mode == "sequential" else 2)
     assert (result.ok, result.failed) == (0, 0)
@@ -844,20 +894,21 @@ def _poll(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
     return True
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
 def test_a_second_ctrl_c_leaves_no_statement_running(
-    seeded_dsn: str, mode: str, tmp_path: Path
+    seeded_dsn: str, mode: str, driver: str, tmp_path: Path
 ) -> None:
     """After the second Ctrl-C (exit at once) the server ends the sessions'
     statements instead of running them to their end."""
-    sql = f"SELECT pg_sleep(60.{ALL_MODES.index(mode)})"
+    # a statement of its own, told apart from another pair's still ending
+    sql = f"SELECT pg_sleep(60.{MODE_DRIVERS.index((mode, driver))})"
     script = tmp_path / "long.sql"
     script.write_text(sql + ";\n")
     clients = 1 if mode == "sequential" else 2
     proc = subprocess.Popen(
         [sys.executable, "-m", "dbload", "run", "--dsn", seeded_dsn, "-f", str(script),
-         "--mode", mode, "-c", "2", "-T", "120", "--quiet"],
+         "--mode", mode, "--driver", driver, "-c", "2", "-T", "120", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -919,12 +970,19 @@ async def test_libpq_parameters_asyncpg_honours_are_translated(
     assert settings == ["dbload-test-app", "5MB", "1234ms"]
 
 
-@pytest.mark.parametrize("mode", ["async", "processes"])
+# the pairs that connect through asyncpg, bare or under SQLAlchemy
+ASYNCPG_PAIRS = [(m, d) for m, d in MODE_DRIVERS if d in ("asyncpg", "sqlalchemy+asyncpg")]
+
+
+@pytest.mark.parametrize(("mode", "driver"), pairs(ASYNCPG_PAIRS))
 @pytest.mark.slow
-def test_a_dsn_with_libpq_parameters_runs_in_the_asyncpg_modes(seeded_dsn: str, mode: str) -> None:
+def test_a_dsn_with_libpq_parameters_runs_in_the_asyncpg_modes(
+    seeded_dsn: str, mode: str, driver: str
+) -> None:
     dsn = _uri(seeded_dsn, connect_timeout="5", application_name="dbload-test", keepalives="0")
-    result = _run(dsn, workload="select", mode=mode, concurrency=2, transactions=20)
+    result = _run(dsn, workload="select", mode=mode, driver=driver, concurrency=2, transactions=20)
     assert (result.ok, result.failed) == (20, 0)
+    assert_ran_on(result, driver)
 
 
 REFUSED = [
@@ -949,13 +1007,13 @@ def test_libpq_parameters_asyncpg_cannot_honour_are_refused(
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("mode", ["async", "processes"])
+@pytest.mark.parametrize(("mode", "driver"), pairs(ASYNCPG_PAIRS))
 @pytest.mark.parametrize("name", ["keepalives", "tcp_user_timeout"])
 def test_a_refused_parameter_stops_the_run_before_it_starts(
-    seeded_dsn: str, mode: str, name: str
+    seeded_dsn: str, mode: str, driver: str, name: str
 ) -> None:
     dsn = _with(seeded_dsn, **{name: "1"})
     with pytest.raises(UsageError, match=rf"parameter {name}\b"):
-        _run(dsn, workload="select", mode=mode, transactions=5)
+        _run(dsn, workload="select", mode=mode, driver=driver, transactions=5)
     # the sync modes take any DSN libpq takes
     assert _run(dsn, workload="select", mode="threads", concurrency=2, transactions=5).ok == 5

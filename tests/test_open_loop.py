@@ -11,9 +11,9 @@ from dbload.api import prepare_options, run_on
 from dbload.database.resolve import Database
 from dbload.errors import UsageError
 from dbload.measure.result import Result
-from dbload.modes import MODES
 from dbload.report.json_ import to_dict, write_json
 from dbload.report.load import load_result
+from drivers_matrix import CONCURRENT_MODE_DRIVERS, MODE_DRIVERS, assert_ran_on, pair_id, pairs
 from test_cli import _cli, _one_line_error
 
 
@@ -21,14 +21,15 @@ def _run(dsn: str, **kwargs: object) -> Result:
     return run_on(Database(kind="dsn", dsn=dsn), 1, prepare_options(**kwargs))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 @pytest.mark.slow
-def test_rate_schedules_the_batch(seeded_dsn: str, mode: str) -> None:
+def test_rate_schedules_the_batch(seeded_dsn: str, mode: str, driver: str) -> None:
     concurrency = None if mode == "sequential" else 2
     result = _run(
-        seeded_dsn, workload="select", mode=mode, concurrency=concurrency, transactions=200,
-        rate=400, seed=3,
+        seeded_dsn, workload="select", mode=mode, driver=driver, concurrency=concurrency,
+        transactions=200, rate=400, seed=3,
     )  # fmt: skip
+    assert_ran_on(result, driver)
     assert (result.ok, result.failed, result.rate) == (200, 0, 400)
     assert result.lag is not None and result.lag.count == 200
     # 200 Poisson arrivals at 400/s: the run lasts about half a second
@@ -38,20 +39,22 @@ def test_rate_schedules_the_batch(seeded_dsn: str, mode: str) -> None:
 @pytest.mark.slow
 def test_the_same_seed_schedules_the_same_arrivals_in_every_mode(seeded_dsn: str) -> None:
     """Every arrival due before the deadline runs, late or not: with a seed,
-    how many there are depends on the schedule alone, never on the mode (a
-    worker that drew its first due time twice would skip an arrival)."""
+    how many there are depends on the schedule alone, never on the mode or
+    the driver (a worker that drew its first due time twice would skip an
+    arrival)."""
     for seed in (1, 2):
         counts = {
-            mode: _run(
+            pair_id(mode, driver): _run(
                 seeded_dsn,
                 workload="select",
                 mode=mode,
+                driver=driver,
                 concurrency=4,
                 duration=0.5,
                 rate=40,
                 seed=seed,
             ).ok
-            for mode in sorted(MODES)
+            for mode, driver in MODE_DRIVERS
         }
         assert len(set(counts.values())) == 1, (seed, counts)
 
@@ -121,12 +124,16 @@ def test_cli_bad_open_loop_options_are_one_line(args: list[str], needle: str) ->
     assert code == 2
 
 
-@pytest.mark.parametrize("mode", ["threads", "async", "processes"])
+@pytest.mark.parametrize(("mode", "driver"), pairs(CONCURRENT_MODE_DRIVERS))
 @pytest.mark.slow
-def test_stages_ramp_the_rate(seeded_dsn: str, mode: str) -> None:
+def test_stages_ramp_the_rate(seeded_dsn: str, mode: str, driver: str) -> None:
     """0→600/s over 2 s: about 150 transactions in the first second and 450
     in the second (the area under the ramp), in the per-second series."""
-    result = _run(seeded_dsn, workload="select", mode=mode, concurrency=4, stages="2s:600", seed=2)
+    result = _run(
+        seeded_dsn, workload="select", mode=mode, driver=driver, concurrency=4, stages="2s:600",
+        seed=2,
+    )  # fmt: skip
+    assert_ran_on(result, driver)
     assert result.stages is not None and result.rate == 600
     assert result.planned_duration_s == 2
     counts = [interval.transactions for interval in result.series]

@@ -43,7 +43,15 @@ _TRANSLATED = frozenset({"connect_timeout", "fallback_application_name", "sslcom
 CONNECT_TIMEOUT_S = 30.0
 
 
-def connect_kwargs(plan: Plan, timeout_s: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
+ASYNCPG = "asyncpg (the async modes' default driver)"
+
+
+def connect_kwargs(
+    plan: Plan,
+    timeout_s: float = CONNECT_TIMEOUT_S,
+    who: str = ASYNCPG,
+    instead: str = "--driver psycopg",
+) -> dict[str, Any]:
     """``asyncpg.connect`` keywords for the plan's DSN, a URI
     or libpq's key=value form, read as libpq reads it.
 
@@ -52,7 +60,8 @@ def connect_kwargs(plan: Plan, timeout_s: float = CONNECT_TIMEOUT_S) -> dict[str
     configuration parameter"), so each one is passed on, translated
     (``connect_timeout`` is asyncpg's ``timeout``; ``application_name``,
     ``options`` go in the startup packet) or refused here, before the run,
-    with a UsageError that names it. For a unix-socket host the .pgpass
+    with a UsageError that names it (``who`` cannot honour it: run
+    ``instead``). For a unix-socket host the .pgpass
     password is looked up as libpq does, by the socket directory (asyncpg
     looks for "localhost"), so that the file psql and the sync modes accept
     works in this mode too.
@@ -65,9 +74,9 @@ def connect_kwargs(plan: Plan, timeout_s: float = CONNECT_TIMEOUT_S) -> dict[str
     ]
     if refused:
         raise UsageError(
-            f"asyncpg (the async modes' default driver) cannot honour the connection"
+            f"{who} cannot honour the connection"
             f" parameter{'s' if len(refused) > 1 else ''} {', '.join(refused)} of the DSN;"
-            " drop it there, or run --driver psycopg"
+            f" drop it there, or run {instead}"
         )
     query = {k: v for k, v in params.items() if k in _PASSED}
     if "host" in query:  # a bare IPv6 address would read as host:port

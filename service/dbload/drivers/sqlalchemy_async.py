@@ -22,8 +22,6 @@ is refused: SQLAlchemy always binds parameters.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import decimal
 import re
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +36,7 @@ from sqlalchemy.sql.elements import TextClause
 from dbload.config import Plan
 from dbload.drivers.link_async import Run, Values
 from dbload.drivers.psycopg_async import check_statement
+from dbload.drivers.typed_values import ValueRejected, converter
 from dbload.errors import WorkloadError
 from dbload.modes.base import first_line, lazy_statements, skip_check
 from dbload.workload.commands import PipelineCommand
@@ -58,25 +57,6 @@ def text_of(statement: Statement) -> TextClause:
     """A statement's ``$n`` placeholders as text()'s ``:pN`` binds."""
     escaped = _BIND.sub(lambda m: "\\:" + m.group(1), statement.sql)
     return text(_DOLLAR.sub(lambda m: f":p{m.group(1)}", escaped))
-
-
-def _bool(value: str) -> bool:
-    return value.strip().lower() in ("t", "true", "y", "yes", "on", "1")
-
-
-# asyncpg takes Python objects, not text: a script's values (text, as
-# pgbench binds them) are converted by the type the server gave the
-# parameter, as a service's code would pass them
-_FROM_TEXT: dict[str, Callable[[str], Any]] = {
-    "int2": int, "int4": int, "int8": int, "oid": int,
-    "float4": float, "float8": float, "numeric": decimal.Decimal, "bool": _bool,
-    "date": datetime.date.fromisoformat, "timestamp": datetime.datetime.fromisoformat,
-    "timestamptz": datetime.datetime.fromisoformat, "time": datetime.time.fromisoformat,
-}  # fmt: skip
-
-
-def _keep(value: str) -> str:
-    return value
 
 
 def _names(statement: Statement) -> tuple[str, ...]:
@@ -133,7 +113,7 @@ class AsyncAlchemyLink:
         return None
 
     def _typed(self, index: int, types: list[str]) -> None:
-        converters = tuple(_FROM_TEXT.get(name, _keep) for name in types)
+        converters = tuple(converter(name) for name in types)
         self.converters[index] = converters
         self.runs[index] = _typed_runner(
             self.conn.execute, self.texts[index], self.names[index], converters
@@ -280,7 +260,8 @@ def _transaction_probe(raw: Any) -> Callable[[], bool]:
 def _asyncpg_kwargs(plan: Plan) -> dict[str, Any]:
     from dbload.drivers.asyncpg_dsn import connect_kwargs
 
-    kwargs = connect_kwargs(plan)
+    who = "SQLAlchemy on asyncpg (--driver sqlalchemy in the async modes)"
+    kwargs = connect_kwargs(plan, who=who, instead="--driver sqlalchemy+psycopg")
     if plan.query_mode == "extended":
         kwargs["prepared_statement_cache_size"] = 0
     return kwargs
@@ -308,7 +289,8 @@ def _psycopg_creator(plan: Plan) -> dict[str, Any]:
 class AsyncAlchemyDriver:
     """The engine, with a pool of exactly the workers' connections."""
 
-    errors: tuple[type[BaseException], ...] = (sa_exc.DBAPIError,)
+    # ValueRejected: a value asyncpg would be given but its type cannot take
+    errors: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, ValueRejected)
 
     def __init__(self, plan: Plan, dbapi: str) -> None:
         self.plan = plan
@@ -325,13 +307,18 @@ class AsyncAlchemyDriver:
 
         return f"psycopg {psycopg.__version__}"
 
-    @staticmethod
-    def check(plan: Plan) -> None:
-        """What SQLAlchemy cannot run, refused before the run."""
+    def check(self, plan: Plan) -> None:
+        """What SQLAlchemy cannot run, refused before the run: a DSN its
+        DBAPI driver cannot honour too, before the processes mode starts
+        a worker process that would fail on it."""
+        if self.dbapi == "asyncpg":
+            _asyncpg_kwargs(plan)
         if plan.query_mode == "simple":
+            # the drivers that fit the mode instead: asyncpg only in the async ones
+            others = "psycopg or asyncpg" if ASYNC else "psycopg"
             raise WorkloadError(
                 "-M simple: SQLAlchemy always binds parameters (the extended protocol);"
-                " drop -M simple, or run --driver psycopg or asyncpg"
+                f" drop -M simple, or run --driver {others}"
             )
         for script in plan.workload.scripts:
             for command in script.commands:
