@@ -139,6 +139,9 @@ def _compile(workload: Workload, script: int, constants: Mapping[str, Number]) -
 
 
 def _values(env: dict[str, Value], params: tuple[str, ...]) -> tuple[str | None, ...]:
+    if len(params) == 1:  # the common point lookup, without a list's build
+        v = env[params[0]]
+        return (str(v) if type(v) is int else v if type(v) is str else _bind(v),)
     return tuple([v if type(v := env[p]) is str else _bind(v) for p in params])
 
 
