@@ -30,7 +30,6 @@ from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any
 
 from dbload.errors import WorkloadError
-from dbload.schema.seed import pgbench_tables
 from dbload.workload.model import Script, Statement, Step, Value, Workload
 
 SYNC_NAME, ASYNC_NAME = "transaction", "async_transaction"
@@ -221,7 +220,7 @@ def _load(path: str, script: int, first_statement: int) -> tuple[PythonCode, _Sc
         steps=tuple(range(first_statement, first_statement + len(names))),
         script=script,
         step_names=names,
-        tables=pgbench_tables(scan.texts),
+        tables=_pgbench_tables(scan.texts),
     )
     return code, scan
 
@@ -257,7 +256,7 @@ def workload_tables(workload: Workload) -> tuple[str, ...]:
     ``__tablename__ = "pgbench_accounts"`` counts)."""
     texts: list[str] = [s.sql for s in workload.statements]
     texts += [" ".join(s.python.tables) for s in workload.scripts if s.python is not None]
-    return pgbench_tables(texts)
+    return _pgbench_tables(texts)
 
 
 def _async_name(code: PythonCode) -> str:
@@ -451,3 +450,11 @@ def _is_async(fn: object) -> bool:
 def _line(fn: object) -> int | None:
     code = getattr(fn, "__code__", None)
     return getattr(code, "co_firstlineno", None)
+
+
+def _pgbench_tables(texts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    # imported here: dbload.schema pulls in Alembic and SQLAlchemy, a second
+    # of start-up that every worker process would pay for the stream alone
+    from dbload.schema.seed import pgbench_tables
+
+    return pgbench_tables(texts)
