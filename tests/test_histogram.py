@@ -56,3 +56,26 @@ def test_single_value_and_empty() -> None:
     record(hist, 250)
     assert summarize(hist) == summarize(hist)
     assert summarize(hist).p50 == _reference(hist)[4]
+
+
+def test_the_bucket_index_records_what_record_value_records() -> None:
+    import random
+
+    from dbload.measure.histogram import BucketIndex, encode, new_histogram, record
+
+    draw = random.Random(7)
+    values = [draw.choice([0, 1, 2, 999, 2047, 2048, 2049, 10**6, 10**10]) for _ in range(50)]
+    values += [int(draw.lognormvariate(7, 2)) for _ in range(5000)]
+    plain, fast, other = new_histogram(), new_histogram(), new_histogram()
+    buckets = BucketIndex()
+    for value in values:
+        n = draw.randint(1, 3)
+        record(plain, value, n)
+        buckets.record(fast, value, n)
+        buckets.record(other, value, n)  # one index, several histograms
+    assert encode(fast) == encode(plain) == encode(other)
+    assert (fast.get_total_count(), fast.get_min_value(), fast.get_max_value()) == (
+        plain.get_total_count(),
+        plain.get_min_value(),
+        plain.get_max_value(),
+    )

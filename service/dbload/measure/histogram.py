@@ -30,6 +30,37 @@ def record(hist: HdrHistogram, value_us: int, count: int = 1) -> None:
     hist.record_value(min(max(value_us, LOWEST_US), HIGHEST_US), count)
 
 
+class BucketIndex:
+    """:func:`record`, with each distinct value's bucket looked up once.
+
+    hdrhistogram finds a value's bucket in five Python calls (~3 µs), and the
+    recorder records each interval's distinct latencies into three
+    histograms: at 12k tps that was 7 % of the async worker's time (a
+    sampling profile of ``-w select``). Every histogram of dbload has the
+    same layout (:func:`new_histogram`), so a value's counts index is the
+    same in all of them; this keeps it, for at most one entry per bucket a
+    run meets, and updates the histogram as ``record_value`` does.
+    """
+
+    __slots__ = ("_index", "_of")
+
+    def __init__(self) -> None:
+        self._of = new_histogram()._counts_index_for
+        self._index: dict[int, int] = {}
+
+    def record(self, hist: HdrHistogram, value_us: int, count: int = 1) -> None:
+        value = min(max(value_us, LOWEST_US), HIGHEST_US)
+        index = self._index.get(value)
+        if index is None:
+            index = self._index[value] = self._of(value)
+        hist.counts[index] += count
+        hist.total_count += count
+        if value < hist.min_value:
+            hist.min_value = value
+        if value > hist.max_value:
+            hist.max_value = value
+
+
 def encode(hist: HdrHistogram) -> str:
     return hist.encode().decode("ascii")  # type: ignore[no-any-return]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dbload.measure.histogram import new_histogram, percentile_of_counts, record
+from dbload.measure.histogram import BucketIndex, new_histogram, percentile_of_counts
 from dbload.workload.model import SLEEP, Step
 
 NS_PER_S = 1_000_000_000
@@ -149,6 +149,7 @@ class Recorder:
         self._interval_errors = 0
         # (histogram, µs, count) still to record: see _drain
         self._pending: deque[tuple[int, int, int]] = deque()
+        self._buckets = BucketIndex()
         self._drain_per_record = DRAIN_MIN + n_statements
 
     def attach_log(self, spec: SinkSpec | None, worker: int = 0) -> None:
@@ -362,6 +363,7 @@ class Recorder:
         histograms at every interval (measure/merge.py, DeltaTaker), and a
         value recorded late belongs in the next delta, not a sent one."""
         pending = self._pending
+        record_into = self._buckets.record
         for _ in range(min(count, len(pending))):
             which, us, n = pending.popleft()
             if which == TRANSACTIONS:
@@ -372,4 +374,4 @@ class Recorder:
                 hist = self.script_latency[SCRIPTS - which]
             else:
                 hist = self.statements[which]
-            record(hist, us, n)
+            record_into(hist, us, n)
