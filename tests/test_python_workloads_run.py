@@ -117,6 +117,57 @@ def test_sql_and_python_scripts_mix_by_weight(seeded_dsn: str, tmp_path: Path) -
     assert _rows(data)['step "lookup"'] == counts[tasks]
 
 
+@pytest.mark.parametrize(
+    ("mode", "driver"),
+    [("threads", "sqlalchemy"), ("async", "sqlalchemy"), ("async", "sqlalchemy+psycopg")],
+)
+@pytest.mark.parametrize("with_script", [False, True])
+def test_an_orm_session_commits_only_what_it_commits(
+    seeded_dsn: str, tmp_path: Path, mode: str, driver: str, with_script: bool
+) -> None:
+    # the session runs in the dialect's isolation, never AUTOCOMMIT (the
+    # scripts' mode): its work is rolled back unless it commits, alone or
+    # mixed with a .sql script
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orm_probe (client int, kept bool)")
+    try:
+        tasks = _write(
+            tmp_path,
+            "probe.py",
+            """\
+            from sqlalchemy import text
+
+            def transaction(db, ctx):
+                db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+                db.rollback()
+                db.execute(text("INSERT INTO orm_probe VALUES (:c, true)"), {"c": ctx.client_id})
+                db.commit()
+                db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+
+            async def async_transaction(db, ctx):
+                await db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+                await db.rollback()
+                await db.execute(text("INSERT INTO orm_probe VALUES (:c, true)"), {"c": ctx.client_id})
+                await db.commit()
+                await db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+            """,
+        )
+        files = ["-f", f"{tasks}@1"] + (["-f", f"{SELECT_SQL}@1"] if with_script else [])
+        code, data, err = _run(
+            seeded_dsn, tmp_path, "--mode", mode, "--driver", driver, "-c", "2", "-n", "20", *files
+        )
+        assert code == 0, err
+        calls = {s["name"]: s["count"] for s in data["per_script"]}[tasks]
+        with psycopg.connect(seeded_dsn) as conn:
+            kept = conn.execute(
+                "SELECT count(*) FILTER (WHERE kept), count(*) FROM orm_probe"
+            ).fetchone()
+        assert kept == (calls, calls)
+    finally:
+        with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE orm_probe")
+
+
 def test_a_driver_error_is_counted_by_sqlstate(seeded_dsn: str, tmp_path: Path) -> None:
     tasks = _write(
         tmp_path,

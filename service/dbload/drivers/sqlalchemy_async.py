@@ -14,9 +14,10 @@ dialect's default isolation, as a service's request would.
 -M prepared: psycopg prepares each statement on first use
 (prepare_threshold=0); the asyncpg dialect always prepares, through its
 statement cache. -M extended: psycopg never prepares; the asyncpg dialect
-prepares again at every execution (prepared_statement_cache_size=0): an
-extra round trip that pgbench's unnamed statement does not make. -M simple
-is refused: SQLAlchemy always binds parameters.
+prepares again at every execution (prepared_statement_cache_size=0), as
+the unnamed statement, so that, as with pgbench, nothing named is left on
+the server: an extra round trip that pgbench's unnamed statement does not
+make. -M simple is refused: SQLAlchemy always binds parameters.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from dbload.drivers.link_async import Run, Values
 from dbload.drivers.psycopg_async import check_statement
 from dbload.drivers.typed_values import ValueRejected, converter
 from dbload.errors import WorkloadError
-from dbload.modes.base import first_line, lazy_statements, skip_check
+from dbload.modes.base import CLIENT_CHECK_MS, first_line, lazy_statements, skip_check
 from dbload.workload.commands import PipelineCommand
 from dbload.workload.model import Statement
 from dbload.workload.stream import Request
@@ -46,17 +47,35 @@ from dbload.workload.stream import Request
 ASYNC = True
 LOST_CONNECTION = "08006"  # connection_failure: the socket closed with no SQLSTATE
 AUTOCOMMIT = "AUTOCOMMIT"
+INVALID_PARAMETER_VALUE = "22023"
 IDLE = pq.TransactionStatus.IDLE
 # SQLAlchemy's own pattern of a named bind in text(): a colon of the script
 # that would read as one (':30' in a string literal) is escaped
 _BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
 _DOLLAR = re.compile(r"\$([0-9]+)")
+# what, before a bind, hides it from that pattern (its look-behind)
+_HIDES = re.compile(r"[:\w\\]\Z")
 
 
 def text_of(statement: Statement) -> TextClause:
-    """A statement's ``$n`` placeholders as text()'s ``:pN`` binds."""
-    escaped = _BIND.sub(lambda m: "\\:" + m.group(1), statement.sql)
-    return text(_DOLLAR.sub(lambda m: f":p{m.group(1)}", escaped))
+    """A statement as text(), each of the script's variables a ``:pN`` bind.
+
+    Built from the parser's pieces around the variables, not by rewriting
+    ``$n`` in ``sql``: a ``$1`` of the script's own (``PREPARE p(int) AS
+    ... $1``) stays the server's. A bind that SQLAlchemy's pattern would not
+    see as one (followed by a cast, ``:x::date``, or after a word character,
+    ``a[1:x]``) is parenthesized, which the server types the same way.
+    """
+    if not statement.parts:  # not from the parser: every $n is a variable
+        escaped = _BIND.sub(lambda m: "\\:" + m.group(1), statement.sql)
+        return text(_DOLLAR.sub(lambda m: f":p{m.group(1)}", escaped))
+    parts = [_BIND.sub(lambda m: "\\:" + m.group(1), part) for part in statement.parts]
+    out = [parts[0]]
+    for ref, before, after in zip(statement.param_refs, parts, parts[1:], strict=False):
+        bind = f":p{ref + 1}"
+        hidden = after.startswith(":") or _HIDES.search(before) is not None
+        out += [f"({bind})" if hidden else bind, after]
+    return text("".join(out))
 
 
 def _names(statement: Statement) -> tuple[str, ...]:
@@ -77,7 +96,9 @@ class AsyncAlchemyLink:
         self.converters: list[tuple[Callable[[str], Any], ...] | None] = [None] * len(
             self.statements
         )
-        self.autocommit = True
+        # scripts run in AUTOCOMMIT (they carry their own BEGIN); a run of
+        # Python workloads alone keeps the dialect's default isolation
+        self.autocommit = has_scripts(plan)
         execute = conn.execute
         self.runs: list[Run | None] = [None] * len(self.statements)
         if not typed:
@@ -89,6 +110,7 @@ class AsyncAlchemyLink:
         """Check every statement on the server before the clock (through
         the dialect's DBAPI connection: a prepare that executes nothing),
         and learn the parameter types asyncpg needs values of."""
+        await self._check_client()
         refused: dict[int, str] = {}
         for index, statement in enumerate(self.statements):
             if (lazy is not None and index in lazy) or skip_check(self.plan, statement):
@@ -98,6 +120,25 @@ class AsyncAlchemyLink:
                 refused[index] = message
         return lazy_statements(self.plan, refused) if lazy is None else lazy
 
+    async def _check_client(self) -> None:
+        """The backend checks that the client is still there while a
+        statement runs (see CLIENT_CHECK_MS: after a second Ctrl-C it would
+        otherwise run a pg_sleep(60) to its end)."""
+        if (self.conn.dialect.server_version_info or (0,)) < (14,):
+            return
+        try:
+            await self.conn.exec_driver_sql(
+                f"SET client_connection_check_interval = {CLIENT_CHECK_MS}"
+            )
+        except sa_exc.DBAPIError as exc:
+            # refused only by a server on a platform without it
+            if getattr(exc.orig, "sqlstate", None) != INVALID_PARAMETER_VALUE:
+                raise
+        # outside AUTOCOMMIT (Python workloads alone) the SET began a
+        # transaction block: committed, the setting stays and the block ends
+        if self.conn.in_transaction():
+            await self.conn.commit()
+
     async def _check(self, index: int, sql: str) -> str | None:
         """The server's reason to refuse ``sql``, or None; under asyncpg,
         the parameter types learnt on the way."""
@@ -106,7 +147,8 @@ class AsyncAlchemyLink:
         import asyncpg
 
         try:
-            stmt = await self.raw.prepare(sql)
+            # unnamed: a check leaves nothing prepared on the server
+            stmt = await self.raw.prepare(sql, name="")
         except asyncpg.PostgresError as exc:
             return first_line(str(exc), type(exc).__name__)
         self._typed(index, [t.name for t in stmt.get_parameters()])
@@ -145,6 +187,11 @@ class AsyncAlchemyLink:
         connection, in the dialect's default isolation for its duration
         (the scripts run in AUTOCOMMIT)."""
         conn = self.conn
+        if not self.autocommit:  # Python workloads only: the connection stays as it is
+            async with AsyncSession(bind=conn) as session:
+                await fn(session, ctx)
+            return
+        # mixed with scripts: ~30 µs a transaction to switch, measured here
         if conn.in_transaction():
             await conn.commit()  # AUTOCOMMIT's logical transaction: nothing on the server
         level = conn.default_isolation_level
@@ -212,6 +259,11 @@ class AsyncAlchemyLink:
             await self.conn.invalidate()
 
 
+def has_scripts(plan: Plan) -> bool:
+    """Does the workload hold a pgbench script (not only Python workloads)?"""
+    return any(script.python is None for script in plan.workload.scripts)
+
+
 def _runner(execute: Callable[..., Any], clause: TextClause, names: tuple[str, ...]) -> Run:
     """``run(values)``: the statement with its values as named binds."""
     if not names:
@@ -264,7 +316,14 @@ def _asyncpg_kwargs(plan: Plan) -> dict[str, Any]:
     kwargs = connect_kwargs(plan, who=who, instead="--driver sqlalchemy+psycopg")
     if plan.query_mode == "extended":
         kwargs["prepared_statement_cache_size"] = 0
+        # the dialect's default names each statement; a named one lingers on
+        # the server until asyncpg closes it, in -M extended too
+        kwargs["prepared_statement_name_func"] = _unnamed
     return kwargs
+
+
+def _unnamed() -> str:
+    return ""  # asyncpg's unnamed statement, replaced by the next Parse
 
 
 def _psycopg_creator(plan: Plan) -> dict[str, Any]:
@@ -344,7 +403,8 @@ class AsyncAlchemyDriver:
     async def _link(self) -> AsyncAlchemyLink:
         assert self.engine is not None
         conn = await self.engine.connect()
-        conn = await conn.execution_options(isolation_level=AUTOCOMMIT)
+        if has_scripts(self.plan):
+            conn = await conn.execution_options(isolation_level=AUTOCOMMIT)
         if ASYNC:
             raw = (await conn.get_raw_connection()).driver_connection
         else:
