@@ -137,19 +137,23 @@ def test_an_orm_session_commits_only_what_it_commits(
             """\
             from sqlalchemy import text
 
+            KEEP, DROP = text("INSERT INTO orm_probe VALUES (1, true)"), text(
+                "INSERT INTO orm_probe VALUES (1, false)"
+            )
+
             def transaction(db, ctx):
-                db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+                db.execute(DROP)
                 db.rollback()
-                db.execute(text("INSERT INTO orm_probe VALUES (:c, true)"), {"c": ctx.client_id})
+                db.execute(KEEP)
                 db.commit()
-                db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+                db.execute(DROP)
 
             async def async_transaction(db, ctx):
-                await db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+                await db.execute(DROP)
                 await db.rollback()
-                await db.execute(text("INSERT INTO orm_probe VALUES (:c, true)"), {"c": ctx.client_id})
+                await db.execute(KEEP)
                 await db.commit()
-                await db.execute(text("INSERT INTO orm_probe VALUES (:c, false)"), {"c": ctx.client_id})
+                await db.execute(DROP)
             """,
         )
         files = ["-f", f"{tasks}@1"] + (["-f", f"{SELECT_SQL}@1"] if with_script else [])

@@ -417,6 +417,10 @@ class AsyncAlchemyDriver:
         return await self._link()
 
     async def release(self, link: AsyncAlchemyLink) -> None:
+        if self.plan.connect_per_transaction and not link.is_closed():
+            # -C: closed, as pgbench closes it; handed back to the pool, the
+            # next transaction's "new" connection would be this one again
+            await link.conn.invalidate()
         await link.close()
 
     async def close(self) -> None:

@@ -409,6 +409,10 @@ class AlchemyDriver:
         return self._link()
 
     def release(self, link: AlchemyLink) -> None:
+        if self.plan.connect_per_transaction and not link.is_closed():
+            # -C: closed, as pgbench closes it; handed back to the pool, the
+            # next transaction's "new" connection would be this one again
+            link.conn.invalidate()
         link.close()
 
     def close(self) -> None:
