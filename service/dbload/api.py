@@ -26,6 +26,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from dbload import __version__
+from dbload.cluster.address import ClusterSpec, check_cluster_mode, parse_cluster
 from dbload.config import (
     Plan,
     check_batch,
@@ -57,10 +58,11 @@ from dbload.database.wait import connect_timeout_s
 from dbload.drivers import ALL_DRIVERS, check_driver, default_driver, style_of
 from dbload.errors import DatabaseError, UsageError
 from dbload.measure.comparison import Comparison
-from dbload.measure.cpu import CpuMeter
+from dbload.measure.cpu import CpuMeter, CpuUse
 from dbload.measure.histogram import summarize
 from dbload.measure.recorder import Recorder, Snapshot
 from dbload.measure.result import (
+    ClusterInfo,
     DatabaseInfo,
     Result,
     latency_of,
@@ -135,6 +137,7 @@ class RunOptions:
     scale: int | None = None  # -s: reported, and checked against the data
     log: LogSpec | None = None
     driver: str = ""  # --driver, canonical (dbload.drivers); "" for the mode's default
+    cluster: ClusterSpec | None = None  # --cluster: the Dask cluster that runs the load
 
 
 class Options(TypedDict, total=False):
@@ -191,6 +194,10 @@ class Options(TypedDict, total=False):
     # the client library under the mode (--driver): asyncpg, psycopg,
     # sqlalchemy (sqlalchemy+asyncpg, sqlalchemy+psycopg); None: the mode's default
     driver: str | None
+    # a Dask scheduler (tcp://host:8786) or local:N, to generate the load
+    # from its workers (cluster_workers of them; default all): --cluster
+    cluster: str | None
+    cluster_workers: int | None
 
 
 def prepare_options(
@@ -203,6 +210,7 @@ def prepare_options(
     check_known(options)
     get_executor(mode)  # unknown mode fails here, first
     driver = check_driver(mode, options.get("driver"))
+    cluster = _cluster_spec(mode, options)
     clients = check_concurrency(mode, concurrency)
     total = check_per_client(
         options.get("transactions_per_client"),
@@ -250,7 +258,22 @@ def prepare_options(
         scale=check_scale_option(options.get("scale"), loaded.defines),
         log=_log_spec(mode, clients, seed, t, options),
         driver=driver,
+        cluster=cluster,
     )
+
+
+def _cluster_spec(mode: str, options: Options) -> ClusterSpec | None:
+    """--cluster and --cluster-workers, checked with the mode."""
+    text, workers = options.get("cluster"), options.get("cluster_workers")
+    if text is None:
+        if workers is not None:
+            raise UsageError("--cluster-workers is for --cluster; give both")
+        return None
+    spec = parse_cluster(text, workers)
+    check_cluster_mode(mode)
+    if options.get("log"):
+        raise UsageError("-l/--log writes files on this machine; drop it with --cluster")
+    return spec
 
 
 def _log_spec(
@@ -592,7 +615,7 @@ def run_on(
     """Run validated options on a ready database."""
     observer = observer or Observer()
     stop = stop or threading.Event()
-    executor = get_executor(options.mode)
+    executor = get_executor(options.mode) if options.cluster is None else _cluster(options.cluster)
     info = DatabaseInfo(
         kind=database.kind, url=database.url, server_version=server_version(database.dsn)
     )
@@ -723,7 +746,7 @@ def _result(
         statements=statement_stats(
             recorder, [(s.source, s.line, s.sql) for s in workload.statements]
         ),
-        cpu=cpu.result,
+        cpu=_cluster_cpu(cpu.result, getattr(executor, "cluster", None)),
         database=info,
         histogram=encoded,
         versions=_versions(info.server_version, executor.driver, driver),
@@ -741,7 +764,23 @@ def _result(
         query_mode=plan.query_mode,
         connect_per_transaction=plan.connect_per_transaction,
         log_files=_log_files(plan),
+        cluster=getattr(executor, "cluster", None),
     )
+
+
+def _cluster_cpu(cpu: CpuUse | None, cluster: ClusterInfo | None) -> CpuUse | None:
+    """--cluster: the client CPU is the workers', each measured on its host
+    (this process only coordinates)."""
+    if cpu is None or cluster is None:
+        return cpu
+    spent = [w.client_cpu_s for w in cluster.workers if w.client_cpu_s is not None]
+    return replace(cpu, client_s=sum(spent)) if spent else cpu
+
+
+def _cluster(spec: ClusterSpec) -> Executor:
+    from dbload.cluster.coordinator import ClusterExecutor
+
+    return ClusterExecutor(spec)
 
 
 def _log_files(plan: Plan) -> tuple[str, ...]:

@@ -353,6 +353,25 @@ PerClientOpt = Annotated[
 ConnectOpt = Annotated[
     bool, typer.Option("--connect", "-C", help="A new connection for each transaction.")
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        metavar="ADDRESS",
+        help="Generate the load on a Dask cluster: a scheduler's tcp://HOST:PORT, or"
+        " local:N (a LocalCluster of N worker processes); needs dbload[dask].",
+        show_default=False,
+    ),
+]
+ClusterWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--cluster-workers",
+        metavar="K",
+        help="--cluster: use K of its workers \\[default: all].",
+        show_default=False,
+    ),
+]
 DriverOpt = Annotated[
     str | None,
     typer.Option(
@@ -676,6 +695,8 @@ def run(
     sampling_rate: SamplingOpt = None,
     show_script: ShowScriptOpt = None,
     driver: DriverOpt = None,
+    cluster: ClusterOpt = None,
+    cluster_workers: ClusterWorkersOpt = None,
 ) -> None:
     """Run one workload in one mode and print a pgbench-like report."""
     check_progress(progress_s)
@@ -691,6 +712,8 @@ def run(
     common["stages"] = stages
     common["connect_timeout"] = connect_timeout
     common["driver"] = driver
+    common["cluster"] = cluster
+    common["cluster_workers"] = cluster_workers
     common.update(
         _pgbench_options(
             builtin, select_only, skip_some_updates, per_client, connect, protocol, jobs, scale,

@@ -49,6 +49,28 @@ class DatabaseInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterWorker:
+    """One Dask worker's share of a --cluster run, as it measured it."""
+
+    address: str
+    host: str
+    clients: str  # "clients 0-3"
+    ok: int
+    failed: int
+    tps: float
+    p99_ms: float | None
+    client_cpu_s: float | None  # its process's CPU over the measured window
+    clock_offset_ms: float  # its wall clock minus the coordinator's
+    lost: bool = False  # left the cluster or stopped reporting mid-run
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    scheduler: str
+    workers: tuple[ClusterWorker, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     mode: str
     # the client library by its canonical name (dbload.drivers: "asyncpg",
@@ -103,6 +125,7 @@ class Result:
     query_mode: str = "prepared"  # -M
     connect_per_transaction: bool = False  # -C
     log_files: tuple[str, ...] = ()  # -l: pgbench-format transaction logs written
+    cluster: ClusterInfo | None = None  # --cluster: the scheduler and each worker's share
 
     @property
     def tps(self) -> float:

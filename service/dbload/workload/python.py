@@ -225,6 +225,12 @@ def _load(path: str, script: int, first_statement: int) -> tuple[PythonCode, _Sc
     return code, scan
 
 
+def shipped_sources(path: str) -> dict[str, str]:
+    """What a Dask worker needs to load ``path``: its source and that of the
+    modules it imports from its own folder, by file name (dbload.cluster)."""
+    return dict(_scan(path).files)
+
+
 def check_python_style(workload: Workload, style: str, mode: str | None = None) -> None:
     """Refuse a Python script that has no function for ``style`` ("sync" or
     "async", see dbload.drivers.style_of); ``mode`` names it in the message."""
@@ -269,6 +275,7 @@ class _Scan:
     steps: dict[str, tuple[str, int]]  # name -> (file, line) of first use, in order
     texts: tuple[str, ...]  # the module's source and its same-folder imports'
     description: str  # the module docstring's first line
+    files: dict[str, str]  # the same sources, by file name
 
 
 def _read(path: str) -> str:
@@ -299,6 +306,7 @@ def _scan(path: str) -> _Scan:
     imports from its own folder, with their source texts."""
     steps: dict[str, tuple[str, int]] = {}
     texts: list[str] = []
+    files: dict[str, str] = {}
     description = ""
     folder = Path(path).expanduser().parent
     pending, seen = [path], {Path(path).expanduser().resolve()}
@@ -312,6 +320,7 @@ def _scan(path: str) -> _Scan:
                 raise
             continue  # a broken helper: importing it says where, with its line
         texts.append(text)
+        files[Path(current).name] = text
         if current == path:
             doc = (ast.get_docstring(tree) or "").strip()
             description = doc.splitlines()[0] if doc else ""
@@ -322,7 +331,7 @@ def _scan(path: str) -> _Scan:
             if candidate.is_file() and (real := candidate.resolve()) not in seen:
                 seen.add(real)
                 pending.append(str(candidate))
-    return _Scan(steps, tuple(texts), description)
+    return _Scan(steps, tuple(texts), description, files)
 
 
 def _step_calls(tree: ast.Module) -> Iterator[tuple[str, int]]:
