@@ -212,7 +212,8 @@ async def run_clients(
             if not settle(recorder, client, start, t, steps, step_ns, error, tries, lag,
                           message, in_block):  # fmt: skip
                 active.remove(client)
-        if not client.has_work and client in active:
+        quota = client.quota  # client.has_work, without a property call per transaction
+        if quota is not None and client.done >= quota and client in active:
             active.remove(client)
         if per_txn:
             await driver.release(link)
