@@ -20,7 +20,7 @@ from rich.text import Text
 
 from dbload.measure.comparison import busy_others
 from dbload.measure.histogram import LatencySummary
-from dbload.measure.result import Result
+from dbload.measure.result import ClusterInfo, ClusterWorker, Result
 from dbload.measure.server import DatabaseDelta, ServerStats
 from dbload.measure.sqlstate import condition_name, is_sqlstate
 from dbload.measure.thresholds import Verdict
@@ -437,6 +437,82 @@ def scripts_table(result: Result) -> Table:
     return table
 
 
+# --cluster's per-worker columns; the first three and the last are text
+CLUSTER_HEADS = (
+    "worker",
+    "host",
+    "clients",
+    "ok",
+    "failed",
+    "tps",
+    "p99 ms",
+    "CPU s",
+    "CPU %",
+    "offset ms",
+    "lost",
+)
+CLUSTER_NOTE = (
+    "CPU: the worker's client CPU over the measured window (% of one core);"
+    " offset: its host's wall clock minus that of the machine running dbload,"
+    " corrected for in the common start"
+)
+LOST = "LOST"
+
+
+def cluster_table(cluster: ClusterInfo, duration_s: float) -> RenderableType:
+    """--cluster: each Dask worker's share as it measured it, under the
+    scheduler's address. Figures never shrink; on a narrow terminal the
+    addresses fold. To fit 80 columns there are no rules, and a lost
+    worker's mark follows its address rather than taking a column."""
+    table = Table(
+        title=f"per Dask worker (scheduler {escape(cluster.scheduler)})",
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+        header_style="bold",
+    )
+    rows = [cluster_cells(worker, duration_s) for worker in cluster.workers]
+    for i, head in enumerate(CLUSTER_HEADS[:-1]):
+        widest = max((len(row[i]) for row in rows), default=0)
+        if i >= 3:
+            table.add_column(head, justify="right", min_width=max(widest, 5))
+        else:
+            table.add_column(head, overflow="fold", min_width=min(widest, 5))
+    for row in rows:
+        *cells, lost = (escape(cell) for cell in row)
+        if lost:
+            cells[0] += f" [bold red]{lost}[/]"
+        table.add_row(*cells)
+    return Group(table, Text(CLUSTER_NOTE, style="dim"))
+
+
+def cluster_cells(worker: ClusterWorker, duration_s: float) -> list[str]:
+    """One worker's row under :data:`CLUSTER_HEADS`, plain text. CPU % is
+    of one core over the measured window (``duration_s``), as the summary's
+    client figure; the last cell marks a worker lost mid-run."""
+    cpu_s, cpu_pct = NA, NA
+    if worker.client_cpu_s is not None:
+        cpu_s = f"{worker.client_cpu_s:.2f}"
+        if duration_s > 0:
+            cpu_pct = f"{100.0 * worker.client_cpu_s / duration_s:.0f} %"
+    return [
+        worker.address,
+        worker.host,
+        # "clients 0-3" under a "clients" head: the ids alone
+        re.sub(r"\Aclients? ", "", worker.clients),
+        f"{worker.ok:,}",
+        f"{worker.failed:,}",
+        f"{worker.tps:,.1f}",
+        NA if worker.p99_ms is None else _fmt(worker.p99_ms),
+        cpu_s,
+        cpu_pct,
+        f"{worker.clock_offset_ms:+.3f}",
+        LOST if worker.lost else "",
+    ]
+
+
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -537,6 +613,8 @@ def render(result: Result, verdicts: Sequence[Verdict] = ()) -> RenderableType:
     """The whole report of one run but its :func:`summary_line` (see
     :func:`print_run`); it ends with what went wrong, if anything did."""
     parts: list[RenderableType] = [summary_table(result)]
+    if result.cluster is not None:
+        parts += [Text(""), cluster_table(result.cluster, result.duration_s)]
     if len(result.per_script) > 1:
         parts += [Text(""), scripts_table(result)]
     if result.statements:

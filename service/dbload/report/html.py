@@ -35,7 +35,7 @@ from dbload.measure.comparison import (
     servers,
     shows_drivers,
 )
-from dbload.measure.result import Result
+from dbload.measure.result import ClusterInfo, Result
 from dbload.measure.thresholds import Verdict
 from dbload.report.charts import chart_file_names, chart_files, figures, mode_colour, svg_text
 from dbload.report.compare_console import (
@@ -49,6 +49,7 @@ from dbload.report.compare_console import (
     fmt_tps,
     fmt_us,
 )
+from dbload.report.console import CLUSTER_HEADS, CLUSTER_NOTE, cluster_cells
 from dbload.report.files import is_stdout, refuse_overwrite, write_folder
 from dbload.report.json_ import compare_to_dict
 
@@ -227,6 +228,7 @@ def _page(
             _headline(table_rows),
             _warnings(comparison.results),
             _table(comparison, table_rows, deltas, sources),
+            _clusters(comparison, table_rows),
             _verdicts(table_rows),
             _charts(figs),
             _statements(comparison, table_rows),
@@ -352,6 +354,41 @@ def _table(
         f'<section><h2>Results</h2><div class="scroll"><table id="compare">'
         f"<thead><tr>{thead}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         f'<p class="note">{note}</p></section>'
+    )
+
+
+def _clusters(comparison: Comparison, table_rows: list[Row]) -> str:
+    """--cluster runs: each one's Dask workers, as the console's table."""
+    runs = comparison.results
+    parts = []
+    for i, (result, row) in enumerate(zip(runs, table_rows, strict=True)):
+        if result.cluster is not None:
+            which = f" of run {i + 1} ({row.label})" if len(runs) > 1 else ""
+            parts.append(_cluster_section(result.cluster, result.duration_s, which))
+    return "\n".join(parts)
+
+
+def _cluster_section(cluster: ClusterInfo, duration_s: float, which: str) -> str:
+    text = {0, 1, 2, len(CLUSTER_HEADS) - 1}
+    thead = "".join(
+        f"<th{' class=l' if i in text else ''}>{_esc(h)}</th>" for i, h in enumerate(CLUSTER_HEADS)
+    )
+    body = []
+    for worker in cluster.workers:
+        cells = [_esc(cell) for cell in cluster_cells(worker, duration_s)]
+        if worker.lost:
+            cells[-1] = f'<b class="worse">{cells[-1]}</b>'
+        tds = "".join(
+            f"<td{' class=l' if i in text else ''}>{cell}</td>" for i, cell in enumerate(cells)
+        )
+        body.append(f"<tr>{tds}</tr>")
+    return (
+        f"<section><h2>Dask workers{_esc(which)}</h2>"
+        f'<p class="note">scheduler <code>{_esc(cluster.scheduler)}</code></p>'
+        f'<div class="scroll"><table class="cluster"><thead><tr>{thead}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f'<p class="note">Each worker\'s share as it measured it. {_esc(CLUSTER_NOTE)}.</p>'
+        "</section>"
     )
 
 

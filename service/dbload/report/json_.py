@@ -11,6 +11,8 @@ moved to @2 with it. report/load.py reads both versions. Added within @2
 Changed within @2: ``driver`` is the driver's canonical name (``asyncpg``,
 ``sqlalchemy+asyncpg``); its label with versions is ``versions.driver``,
 which older files held in ``driver`` too (report/load.py reads both).
+Added within @2: ``cluster`` (--cluster: the scheduler and each Dask
+worker's figures; null otherwise, and read as null from files without it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dbload.measure.comparison import Comparison
-from dbload.measure.result import DatabaseInfo, Result, ScriptStats
+from dbload.measure.result import ClusterInfo, DatabaseInfo, Result, ScriptStats
 from dbload.measure.server import ServerStats
 from dbload.measure.sqlstate import condition_name
 from dbload.measure.thresholds import Verdict
@@ -142,6 +144,29 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "server": None if result.server is None else _server(result.server),
         "per_script": [_script(result, s) for s in result.per_script],
         "log_files": list(result.log_files),
+        "cluster": None if result.cluster is None else _cluster(result.cluster),
+    }
+
+
+def _cluster(cluster: ClusterInfo) -> dict[str, Any]:
+    """--cluster: the scheduler, and each Dask worker's share as it measured it."""
+    return {
+        "scheduler": cluster.scheduler,
+        "workers": [
+            {
+                "address": w.address,
+                "host": w.host,
+                "clients": w.clients,
+                "ok": w.ok,
+                "failed": w.failed,
+                "tps": round(w.tps, 3),
+                "p99_ms": None if w.p99_ms is None else round(w.p99_ms, 4),
+                "client_cpu_s": None if w.client_cpu_s is None else round(w.client_cpu_s, 4),
+                "clock_offset_ms": round(w.clock_offset_ms, 4),
+                "lost": w.lost,
+            }
+            for w in cluster.workers
+        ],
     }
 
 

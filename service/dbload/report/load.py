@@ -22,7 +22,14 @@ from dbload.measure.comparison import Comparison
 from dbload.measure.cpu import CpuUse
 from dbload.measure.histogram import LatencySummary, decode
 from dbload.measure.recorder import Interval
-from dbload.measure.result import DatabaseInfo, Result, ScriptStats, StatementStats
+from dbload.measure.result import (
+    ClusterInfo,
+    ClusterWorker,
+    DatabaseInfo,
+    Result,
+    ScriptStats,
+    StatementStats,
+)
 from dbload.measure.server import (
     COUNTERS,
     RUN,
@@ -445,7 +452,31 @@ def _optional_fields(top: _Obj, planned: _Obj, txn: _Obj) -> dict[str, Any]:
     if top.has("server") and "server" in _RESULT_FIELDS:
         found["server"] = _server(top.opt_obj("server"))
     found.update(_pgbench_fields(top, planned))
+    if top.has("cluster"):
+        found["cluster"] = _cluster(top.opt_obj("cluster"))
     return found
+
+
+def _cluster(obj: _Obj | None) -> ClusterInfo | None:
+    """--cluster's section (null: a run on this machine)."""
+    if obj is None:
+        return None
+    workers = tuple(
+        ClusterWorker(
+            address=w.text("address"),
+            host=w.text("host"),
+            clients=w.text("clients"),
+            ok=w.integer("ok"),
+            failed=w.integer("failed"),
+            tps=w.number("tps"),
+            p99_ms=w.opt_number("p99_ms"),
+            client_cpu_s=w.opt_number("client_cpu_s"),
+            clock_offset_ms=w.number("clock_offset_ms"),
+            lost=w.flag("lost"),
+        )
+        for w in obj.objs("workers")
+    )
+    return ClusterInfo(scheduler=obj.text("scheduler"), workers=workers)
 
 
 def _pgbench_fields(top: _Obj, planned: _Obj) -> dict[str, Any]:
