@@ -493,12 +493,14 @@ def test_a_missing_table_is_still_refused_before_the_run(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("per_transaction", [False, True])
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize(("mode", "driver"), pairs())
 def test_connect_per_transaction_opens_a_backend_per_transaction(
-    probe: str, tmp_path: Path, mode: str, per_transaction: bool
+    probe: str, tmp_path: Path, mode: str, driver: str, per_transaction: bool
 ) -> None:
+    """-C: a backend per transaction, whatever pool the driver has (one
+    that gave the connection back to its pool would reuse a backend)."""
     script = "INSERT INTO probe VALUES ('pid', pg_backend_pid()::text);\n"
-    recorder = run(probe, tmp_path, script, mode, n=4,
+    recorder = run(probe, tmp_path, script, mode, n=4, driver=driver,
                    connect_per_transaction=per_transaction)  # fmt: skip
     assert (recorder.ok, recorder.failed) == (4, 0)
     pids = {v for _, v, _ in rows(probe)}

@@ -273,7 +273,9 @@ class AsyncPsycopgDriver:
 
     async def release(self, link: AsyncPsycopgLink) -> None:
         conn = link.conn
-        if self.pool is not None and id(conn) in self._pooled and not conn.closed:
+        # -C: the held one is closed at the start, as pgbench holds none
+        keep = not self.plan.connect_per_transaction
+        if self.pool is not None and id(conn) in self._pooled and not conn.closed and keep:
             self._pooled.discard(id(conn))
             await self.pool.putconn(conn)
         else:

@@ -272,7 +272,9 @@ class PsycopgDriver:
 
     def release(self, link: PsycopgLink) -> None:
         conn = link.conn
-        if self.pool is not None and id(conn) in self._pooled and not conn.closed:
+        # -C: the held one is closed at the start, as pgbench holds none
+        keep = not self.plan.connect_per_transaction
+        if self.pool is not None and id(conn) in self._pooled and not conn.closed and keep:
             self._pooled.discard(id(conn))
             self.pool.putconn(conn)
         else:

@@ -345,11 +345,23 @@ def _psycopg_creator(plan: Plan) -> dict[str, Any]:
     return {"creator": connect}
 
 
+class ConnectRefused(Exception):
+    """A connection the server refused, as the DBAPI driver said it: the
+    loop reads a failed connect's SQLSTATE and message off the exception
+    (55000 for a database not accepting connections), which SQLAlchemy's
+    wrapper keeps on its ``orig`` under a "(module.Error)" prefix."""
+
+    def __init__(self, exc: sa_exc.DBAPIError) -> None:
+        orig = exc.orig
+        super().__init__(first_line(str(orig), type(orig).__name__))
+        self.sqlstate: str | None = getattr(orig, "sqlstate", None)
+
+
 class AsyncAlchemyDriver:
     """The engine, with a pool of exactly the workers' connections."""
 
     # ValueRejected: a value asyncpg would be given but its type cannot take
-    errors: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, ValueRejected)
+    errors: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, ValueRejected, ConnectRefused)
 
     def __init__(self, plan: Plan, dbapi: str) -> None:
         self.plan = plan
@@ -414,7 +426,10 @@ class AsyncAlchemyDriver:
     async def connect(self) -> AsyncAlchemyLink:
         """A connection of the pool: a lost one was invalidated, so the
         pool opens a fresh one in its place."""
-        return await self._link()
+        try:
+            return await self._link()
+        except sa_exc.DBAPIError as exc:
+            raise ConnectRefused(exc) from exc
 
     async def release(self, link: AsyncAlchemyLink) -> None:
         if self.plan.connect_per_transaction and not link.is_closed():
