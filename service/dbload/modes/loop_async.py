@@ -254,7 +254,11 @@ async def _connect_for(driver: AsyncDriver, recorder: Recorder, client: Client) 
     try:
         return await driver.connect()
     except errors as exc:
-        code = getattr(exc, "sqlstate", None) or LOST_CONNECTION
+        # a wrapping driver's error (SQLAlchemy's) holds the DBAPI's in ``orig``
+        code = getattr(exc, "sqlstate", None) or getattr(
+            getattr(exc, "orig", None), "sqlstate", None
+        )
+        code = code or LOST_CONNECTION
         message = f"could not connect: {first_line(str(exc), type(exc).__name__)}"
         now = time.perf_counter_ns()
         recorder.record(now, now, (), (), str(code), 1, None, message,
