@@ -42,6 +42,7 @@ from dbload.workload.expr import (
 )
 from dbload.workload.model import Script, Statement, Value, Workload
 from dbload.workload.python import is_python, load_python
+from dbload.workload.source import read_script
 
 __all__ = [
     "BUILTIN_VARIABLES",
@@ -921,16 +922,6 @@ def _split_weight(spec: str, what: str) -> tuple[str, int]:
     return base, int(weight)
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError("script file not found", source=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise WorkloadError(f"cannot read script: {reason}", source=path) from None
-
-
 def _label(name: str) -> str:
     return Path(name).name.removesuffix(".sql").removesuffix(".py")
 
@@ -956,7 +947,7 @@ def load_workload(
     for spec in files:
         path, weight = _split_weight(spec, "script")
         # a Python workload (text None) is imported, not read, when its turn comes
-        sources.append((path, path, None if is_python(path) else _read(path), weight))
+        sources.append((path, path, None if is_python(path) else read_script(path), weight))
     scripts: list[Script] = []
     statements: list[Statement] = []
     for index, (name, source, text, weight) in enumerate(sources):

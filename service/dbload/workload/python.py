@@ -31,6 +31,7 @@ from typing import Any
 
 from dbload.errors import WorkloadError
 from dbload.workload.model import Script, Statement, Step, Value, Workload
+from dbload.workload.source import read_script
 
 SYNC_NAME, ASYNC_NAME = "transaction", "async_transaction"
 _NEEDS = (
@@ -278,16 +279,6 @@ class _Scan:
     files: dict[str, str]  # the same sources, by file name
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError("script file not found", source=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise WorkloadError(f"cannot read script: {reason}", source=path) from None
-
-
 def _parse(text: str, source: str) -> ast.Module:
     try:
         return ast.parse(text, filename=source)
@@ -312,7 +303,7 @@ def _scan(path: str) -> _Scan:
     pending, seen = [path], {Path(path).expanduser().resolve()}
     while pending:
         current = pending.pop(0)
-        text = _read(current)
+        text = read_script(current)
         try:
             tree = _parse(text, current)
         except WorkloadError:
