@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dbload.cli import app
+from tpcb_totals import tpcb_totals
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SELECT_SQL = Path(__file__).resolve().parent.parent / "queries" / "select.sql"
@@ -40,19 +41,6 @@ def _run(dsn: str, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str
     assert "Traceback" not in result.stderr, result.stderr
     data = json.loads(out_file.read_text()) if out_file.exists() else {}
     return result.exit_code, data, result.stderr
-
-
-def _history(dsn: str) -> tuple[int, int, int, int, int]:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM pgbench_history),"
-            " (SELECT coalesce(sum(delta), 0) FROM pgbench_history),"
-            " (SELECT sum(abalance) FROM pgbench_accounts),"
-            " (SELECT sum(tbalance) FROM pgbench_tellers),"
-            " (SELECT sum(bbalance) FROM pgbench_branches)"
-        ).fetchone()
-    assert row is not None
-    return tuple(int(v) for v in row)  # type: ignore[return-value]
 
 
 def _rows(data: dict[str, Any]) -> dict[str, int]:
@@ -79,7 +67,7 @@ def test_the_tpcb_examples_run_in_every_mode_and_driver(
     seeded_dsn: str, restore_balances: None, tmp_path: Path, mode: str, driver: str, example: str
 ) -> None:
     jobs = ["-j", "2"] if mode == "processes" else []
-    before = _history(seeded_dsn)
+    before = tpcb_totals(seeded_dsn)
     code, data, err = _run(
         seeded_dsn, tmp_path, "--mode", mode, "--driver", driver, "-c", "4", *jobs,
         "-n", "80", "-f", str(EXAMPLES / example),
@@ -90,7 +78,7 @@ def test_the_tpcb_examples_run_in_every_mode_and_driver(
     for step in ("account", "teller", "branch"):
         assert rows[f'step "{step}"'] == 80, rows
     count, delta, accounts, tellers, branches = (
-        a - b for a, b in zip(_history(seeded_dsn), before, strict=True)
+        a - b for a, b in zip(tpcb_totals(seeded_dsn), before, strict=True)
     )
     assert count == 80 and delta == accounts == tellers == branches  # all four got each delta
 

@@ -37,6 +37,7 @@ from dbload.workload.python import (
     workload_tables,
 )
 from dbload.workload.stream import CALL, QUERY, ParameterStream
+from tpcb_totals import tpcb_totals
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 UNREACHABLE_DSN = "postgresql://postgres@127.0.0.1:1/x"
@@ -561,19 +562,6 @@ def _url(dsn: str, dbapi: str) -> str:
     ).render_as_string(hide_password=False)
 
 
-def _totals(dsn: str) -> tuple[int, int, int, int, int]:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM pgbench_history),"
-            " (SELECT coalesce(sum(delta), 0) FROM pgbench_history),"
-            " (SELECT sum(abalance) FROM pgbench_accounts),"
-            " (SELECT sum(tbalance) FROM pgbench_tellers),"
-            " (SELECT sum(bbalance) FROM pgbench_branches)"
-        ).fetchone()
-    assert row is not None
-    return tuple(int(v) for v in row)  # type: ignore[return-value]
-
-
 def _call_once(workload: Workload, client: int) -> tuple[Any, TaskContext, list[Step], list[int]]:
     request = next(ParameterStream(workload, seed=3, client_id=client, scale=1).transaction())
     assert request[0] is CALL
@@ -593,7 +581,7 @@ def test_each_example_runs_one_tpcb_transaction_per_driver(
     """Called here with connections the test opens, as an executor passes
     them: every driver's object makes one consistent tpcb transaction."""
     workload = load_workload([str(EXAMPLES / name)])
-    before = _totals(seeded_dsn)
+    before = tpcb_totals(seeded_dsn)
     done = 0
 
     def check(steps: list[Step], step_ns: list[int]) -> None:
@@ -635,7 +623,7 @@ def test_each_example_runs_one_tpcb_transaction_per_driver(
 
     asyncio.run(run_async())
     count, delta, accounts, tellers, branches = (
-        a - b for a, b in zip(_totals(seeded_dsn), before, strict=True)
+        a - b for a, b in zip(tpcb_totals(seeded_dsn), before, strict=True)
     )
     assert count == done == 3
     assert delta == accounts == tellers == branches  # each delta went to all four tables
