@@ -24,10 +24,13 @@ import pickle
 import queue
 import secrets
 import signal
+import socket
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from dbload.cluster.address import ClusterSpec
 from dbload.cluster.job import Job, pack
@@ -134,6 +137,7 @@ def open_client(spec: ClusterSpec) -> Iterator[tuple[Any, str]]:
     run (and closed after it); yields it and the scheduler's address."""
     try:
         import distributed
+        from distributed.versions import VersionMismatchWarning
     except ImportError:
         raise UsageError("--cluster needs Dask's distributed: pip install 'dbload[dask]'") from None
     with contextlib.ExitStack() as stack:
@@ -154,11 +158,17 @@ def open_client(spec: ClusterSpec) -> Iterator[tuple[Any, str]]:
         else:
             _probe(spec.address)
             try:
-                client = stack.enter_context(
-                    distributed.Client(spec.address, timeout=CONNECT_TIMEOUT_S)
-                )
+                with warnings.catch_warnings():
+                    # a multi-line table on stderr about packages dbload does
+                    # not use; what dbload needs on the workers it checks itself
+                    warnings.simplefilter("ignore", VersionMismatchWarning)
+                    client = stack.enter_context(
+                        distributed.Client(spec.address, timeout=CONNECT_TIMEOUT_S)
+                    )
             except (OSError, TimeoutError) as exc:
                 raise DatabaseError(_unreachable(spec.address, exc)) from None
+            except ImportError as exc:  # the scheduler refused our versions
+                raise DatabaseError(f"--cluster {spec.address}: {_first_line(exc)}") from None
         yield client, str(client.scheduler.address)
 
 
@@ -166,18 +176,31 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _unreachable(address: str, exc: BaseException) -> str:
-    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _unreachable(address: str, exc: BaseException | str) -> str:
+    why = exc if isinstance(exc, str) else _first_line(exc)
     return f"--cluster {address}: no Dask scheduler answers there ({why})"
 
 
 def _probe(address: str) -> None:
-    """Fail within CONNECT_TIMEOUT_S when nothing answers: distributed's
-    Client waits for ever on a peer that accepts the connection but never
-    speaks (its handshake has no timeout)."""
+    """Fail at once when nothing listens (Dask's connect retries a refused
+    port until its timeout), and within CONNECT_TIMEOUT_S when what answers
+    is not a scheduler: distributed's Client waits for ever on a peer that
+    accepts the connection but never speaks (its handshake has no timeout),
+    and reads another service's banner as a frame length."""
     import asyncio
 
     from distributed.comm.core import connect
+
+    where = urlsplit(address)
+    try:
+        socket.create_connection((where.hostname, where.port), CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise DatabaseError(_unreachable(address, exc)) from None
 
     async def knock() -> None:
         comm = await asyncio.wait_for(
@@ -187,8 +210,12 @@ def _probe(address: str) -> None:
 
     try:
         asyncio.run(knock())
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise DatabaseError(_unreachable(address, exc)) from None
+    except TimeoutError:
+        why = f"it accepts connections but sent no Dask handshake in {CONNECT_TIMEOUT_S:g} s"
+        raise DatabaseError(_unreachable(address, why)) from None
+    except Exception as exc:  # e.g. MemoryError: a banner read as a frame length
+        why = f"what listens there does not speak Dask's protocol: {type(exc).__name__}"
+        raise DatabaseError(_unreachable(address, why)) from None
 
 
 def pick_workers(client: Any, spec: ClusterSpec, clients: int) -> list[tuple[str, str]]:
@@ -370,12 +397,19 @@ class _Run:
     def _check_futures(self) -> None:
         for share in self.shares:
             future = share.future
-            if share.settled or future is None or future.status not in ("error", "cancelled"):
+            if share.settled or future is None or future.status == "pending":
                 continue
             if future.status == "error":
-                self._lost(share, f"failed: {type(future.exception()).__name__}")
-            else:
+                exc = future.exception()
+                self._lost(share, f"failed: {type(exc).__name__}: {_first_line(exc)}")
+            elif future.status == "cancelled":
                 self._lost(share, "was cancelled")
+            elif isinstance(said := _outcome(future), str):  # it could not report it
+                share.error = DbloadError(said)
+                self._fail(share.error)
+            elif time.monotonic() - share.heard_at > END_TIMEOUT_S:
+                # its last events are behind the task's end on the way: give them time
+                self._lost(share, "ended without sending its figures")
 
     def _lost(self, share: _Share, how: str) -> None:
         share.gone = True
@@ -434,9 +468,25 @@ class _Run:
             if share.future is not None and not share.done:
                 with contextlib.suppress(Exception):
                     share.future.cancel()
+        for topic in (self.topic, "all"):
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(topic)
         with contextlib.suppress(Exception):
-            self.client.unsubscribe_topic(self.topic)
-            self.client.unsubscribe_topic("all")
+            # a scheduler keeps each topic's last 1000 events for as long as it
+            # runs: a shared one would hold every run's deltas (MBs a run).
+            # A lambda travels by value: the scheduler need not have dbload.
+            self.client.run_on_scheduler(
+                lambda topic, dask_scheduler: dask_scheduler._broker.truncate(topic), self.topic
+            )
+
+
+def _outcome(future: Any) -> Any:
+    """A finished share's result: what stopped it (None: nothing did, or
+    its worker is gone and took the result with it)."""
+    try:
+        return future.result(timeout=POLL_S * 20)
+    except Exception:
+        return None
 
 
 def _figures(share: _Share, recorder: Recorder) -> ClusterWorker:

@@ -37,8 +37,10 @@ RELEASE_TIMEOUT_S = 30.0
 Send = Callable[[str, Any], None]
 
 
-def run_share(blob: bytes) -> None:
-    """Run one job (``pack``'d) on this Dask worker."""
+def run_share(blob: bytes) -> str | None:
+    """Run one job (``pack``'d) on this Dask worker; what stopped it, if
+    anything (also the task's result: a job that does not even unpickle
+    here, e.g. from another dbload version, has no topic to report to)."""
     from distributed import Event, Variable, get_client, get_worker
 
     worker, client = get_worker(), get_client()
@@ -47,12 +49,15 @@ def run_share(blob: bytes) -> None:
     def send(kind: str, data: Any) -> None:
         worker.log_event(topic, {"share": index, "kind": kind, "data": data})
 
+    def failed(message: str) -> str:
+        send("error", message)
+        return message
+
     try:
         job = unpack(blob)
     except BaseException as exc:  # e.g. a Python workload that imports here but not there
         topic, index = _names(blob)
-        send("error", f"Dask worker {worker.address}: {type(exc).__name__}: {exc}")
-        return
+        return failed(f"Dask worker {worker.address}: {type(exc).__name__}: {exc}")
     topic, index = job.topic, job.index
     stop = threading.Event()
     done = threading.Event()
@@ -69,11 +74,12 @@ def run_share(blob: bytes) -> None:
         else:  # pragma: no cover
             asyncio.run(coro)
     except DbloadError as exc:
-        send("error", str(exc))
+        return failed(str(exc))
     except BaseException as exc:  # a bug: say where, without a traceback
-        send("error", f"Dask worker {worker.address} failed: {type(exc).__name__}: {exc}")
+        return failed(f"Dask worker {worker.address} failed: {type(exc).__name__}: {exc}")
     finally:
         done.set()
+    return None
 
 
 def _names(blob: bytes) -> tuple[str, int]:
@@ -119,6 +125,7 @@ class _ShareRecorder(Recorder):
         self._run_stop = stop
         self._release = release
         self._cpu0 = 0.0
+        self._cpu_timer: threading.Timer | None = None
 
     def begin(self, warmup_s: float = 0.0, at_ns: int | None = None) -> int:
         self._send("ready", None)
@@ -128,7 +135,15 @@ class _ShareRecorder(Recorder):
         while (wait := at - time.perf_counter_ns()) > 0 and not self._run_stop.is_set():
             time.sleep(min(wait / 1e9, 0.05))
         self._cpu0 = _cpu_s()
-        return super().begin(warmup_s, at_ns=min(at, time.perf_counter_ns()))
+        started = super().begin(warmup_s, at_ns=min(at, time.perf_counter_ns()))
+        if warmup_s > 0:  # the CPU of the measured window only, as the other modes report it
+            self._cpu_timer = threading.Timer(warmup_s, self._sample_cpu)
+            self._cpu_timer.daemon = True
+            self._cpu_timer.start()
+        return started
+
+    def _sample_cpu(self) -> None:
+        self._cpu0 = _cpu_s()
 
     def _wait_go(self) -> int:
         """The start instant in this host's clock (now, when stopped first)."""
@@ -141,6 +156,8 @@ class _ShareRecorder(Recorder):
 
     def finish(self) -> None:
         super().finish()
+        if self._cpu_timer is not None:
+            self._cpu_timer.cancel()
         state = self.delta.take(self)
         cpu = _cpu_s() - self._cpu0
         self._send("final", {"state": pickle.dumps(state), "cpu_s": cpu})
@@ -149,4 +166,9 @@ class _ShareRecorder(Recorder):
             self._release.wait(timeout=RELEASE_TIMEOUT_S)
 
     def _send_interval(self) -> None:
+        # the recorder spreads an interval's latencies over the next records,
+        # but a delta must hold those of every transaction it counts: a
+        # worker lost after it would leave the counters ahead of the
+        # histograms for good (a few ms a second, once per interval)
+        self._drain(len(self._pending))
         self._send("delta", pickle.dumps(self.delta.take(self)))
