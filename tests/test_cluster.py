@@ -724,3 +724,39 @@ def test_an_unreachable_scheduler_raises_before_anything_runs(seeded_dsn: str) -
         port = probe.getsockname()[1]
     with pytest.raises(DatabaseError, match="no Dask scheduler answers"):
         _run(seeded_dsn, workload="select", transactions=5, cluster=f"tcp://127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+def test_a_python_workload_is_shipped_to_the_workers(
+    cluster: Dask, seeded_dsn: str, tmp_path: Path
+) -> None:
+    # the module and the helper it imports from its folder travel as source:
+    # each worker loads them from a folder of its own, not from this one
+    (tmp_path / "helper.py").write_text("def table():\n    return 'shipped_probe'\n")
+    (tmp_path / "tasks.py").write_text(
+        "import os\n\nfrom helper import table\n\n\n"
+        "async def transaction(db, ctx):\n"
+        "    with ctx.step('insert'):\n"
+        "        await db.execute(\n"
+        "            f'INSERT INTO {table()} VALUES ($1, $2)', ctx.client_id,"
+        " os.path.dirname(__file__)\n"
+        "        )\n"
+    )
+    with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE shipped_probe (client int, folder text)")
+    try:
+        result = _run(
+            seeded_dsn, files=[str(tmp_path / "tasks.py")], concurrency=4, transactions=40,
+            cluster=cluster.address,
+        )  # fmt: skip
+        assert result.ok == 40 and result.failed == 0, result.errors
+        with psycopg.connect(seeded_dsn) as conn:
+            rows = conn.execute("SELECT DISTINCT client, folder FROM shipped_probe").fetchall()
+    finally:
+        with psycopg.connect(seeded_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE shipped_probe")
+    assert {client for client, _ in rows} == {0, 1, 2, 3}
+    folders = {folder for _, folder in rows}
+    assert str(tmp_path) not in folders
+    assert len(folders) == 2  # one per worker's share
+    assert all("dbload-" in folder for folder in folders)
