@@ -494,6 +494,9 @@ def test_an_early_ctrl_c_is_one_line(seeded_dsn: str, delay: float) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "DBLOAD_DSN": seeded_dsn},
+        # a terminal's Ctrl-C: Python's own handler, even when this suite runs
+        # in the background (a shell's & hands its children SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)

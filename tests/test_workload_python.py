@@ -522,7 +522,7 @@ def _models() -> Any:
 
 def test_the_models_match_the_tables_dbload_creates(seeded_dsn: str) -> None:
     models = _models()
-    engine = sa.create_engine(_url(seeded_dsn, "psycopg"))
+    engine = _engine(seeded_dsn)
     try:
         real = sa.MetaData()
         real.reflect(engine, only=list(TABLES))
@@ -550,16 +550,29 @@ def test_the_models_match_the_tables_dbload_creates(seeded_dsn: str) -> None:
         assert options[name] == expected, name
 
 
-def _url(dsn: str, dbapi: str) -> str:
+def _asyncpg(dsn: str) -> Any:
+    """asyncpg's connection to a libpq DSN (a unix socket's too: the
+    embedded server's), by its parts."""
     parts = conninfo_to_dict(dsn)
-    return sa.URL.create(
-        f"postgresql+{dbapi}",
-        username=str(parts.get("user") or "postgres"),
-        password=str(parts["password"]) if parts.get("password") else None,
+    return asyncpg.connect(
         host=str(parts.get("host") or "127.0.0.1"),
         port=int(parts.get("port") or 5432),
+        user=str(parts.get("user") or "postgres"),
+        password=str(parts["password"]) if parts.get("password") else None,
         database=str(parts["dbname"]),
-    ).render_as_string(hide_password=False)
+    )
+
+
+def _engine(dsn: str) -> sa.Engine:
+    return sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+
+
+def _async_engine(dsn: str, dbapi: str) -> Any:
+    if dbapi == "asyncpg":
+        return create_async_engine("postgresql+asyncpg://", async_creator=lambda: _asyncpg(dsn))
+    return create_async_engine(
+        "postgresql+psycopg://", async_creator=lambda: psycopg.AsyncConnection.connect(dsn)
+    )
 
 
 def _call_once(workload: Workload, client: int) -> tuple[Any, TaskContext, list[Step], list[int]]:
@@ -595,7 +608,7 @@ def test_each_example_runs_one_tpcb_transaction_per_driver(
         with psycopg.connect(seeded_dsn) as conn:
             code.sync_fn(conn, ctx)
     else:
-        engine = sa.create_engine(_url(seeded_dsn, "psycopg"))
+        engine = _engine(seeded_dsn)
         with Session(engine) as session:
             code.sync_fn(session, ctx)
         engine.dispose()
@@ -604,7 +617,7 @@ def test_each_example_runs_one_tpcb_transaction_per_driver(
     async def run_async() -> None:
         if name == "raw_tpcb.py":
             opened: list[Any] = [
-                await asyncpg.connect(_url(seeded_dsn, "psycopg").replace("+psycopg", "")),
+                await _asyncpg(seeded_dsn),
                 await psycopg.AsyncConnection.connect(seeded_dsn),
             ]
             for i, conn in enumerate(opened, start=1):
@@ -614,7 +627,7 @@ def test_each_example_runs_one_tpcb_transaction_per_driver(
                 check(steps, step_ns)
             return
         for i, dbapi in enumerate(("asyncpg", "psycopg"), start=1):
-            engine = create_async_engine(_url(seeded_dsn, dbapi))
+            engine = _async_engine(seeded_dsn, dbapi)
             async with AsyncSession(engine) as session:
                 code, ctx, steps, step_ns = _call_once(workload, i)
                 await code.async_fn(session, ctx)
