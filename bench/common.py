@@ -375,6 +375,7 @@ class Run:
     machine_pct: float | None
     latency_ms: float | None = None  # mean
     note: str = ""
+    p99_ms: float | None = None  # transaction latency, where the variant measures it
 
     @property
     def cpu_us_per_txn(self) -> float | None:
@@ -519,6 +520,7 @@ def summarize(runs: Sequence[Run], variants: Sequence[str]) -> dict[str, Run]:
             machine_pct=median([r.machine_pct for r in mine]),
             latency_ms=median([r.latency_ms for r in mine]),
             note=f"median of {len(mine)}",
+            p99_ms=median([r.p99_ms for r in mine]),
         )
     return out
 

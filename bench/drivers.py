@@ -79,12 +79,12 @@ from common import (
     alternate,
     dbload_api,
     fmt,
-    median,
     open_target,
     print_context,
     print_ratio,
     print_table,
     round_ratios,
+    summarize,
 )
 
 EXAMPLES = REPO / "examples"
@@ -96,13 +96,6 @@ SyncTxn = Callable[[], object]
 # opens the clients of one raw run: per client a transaction, and the closer
 AsyncOpen = Callable[[Target, int, list[random.Random]], Awaitable[tuple[list[AsyncTxn], Any]]]
 SyncOpen = Callable[[Target, int, list[random.Random]], tuple[list[SyncTxn], Callable[[], None]]]
-
-
-@dataclass
-class DRun(Run):
-    """A run with its transaction latency p99 (ms)."""
-
-    p99_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -347,10 +340,10 @@ def _p99_ms(latencies: list[list[int]]) -> float | None:
     return flat[min(len(flat) - 1, int(len(flat) * 0.99))] / 1e6 if flat else None
 
 
-def _raw_run(name: str, round_: int, counts: list[list[int]], wall: float, use: Any) -> DRun:
+def _raw_run(name: str, round_: int, counts: list[list[int]], wall: float, use: Any) -> Run:
     total = sum(len(lat) for lat in counts)
     flat_sum = sum(sum(lat) for lat in counts)
-    return DRun(
+    return Run(
         variant=name,
         round=round_,
         tps=total / wall if wall > 0 else 0.0,
@@ -366,7 +359,7 @@ def _raw_run(name: str, round_: int, counts: list[list[int]], wall: float, use: 
 
 async def _drive_async(
     target: Target, args: argparse.Namespace, round_: int, name: str, open_: AsyncOpen
-) -> DRun:
+) -> Run:
     cpu = target.cpu_window()
     cpu.settle()  # the previous run's backends are gone: their CPU is not ours
     txns, close = await open_(target, args.clients, _rngs(args, round_))
@@ -397,7 +390,7 @@ async def _drive_async(
 
 def _drive_threads(
     target: Target, args: argparse.Namespace, round_: int, name: str, open_: SyncOpen
-) -> DRun:
+) -> Run:
     cpu = target.cpu_window()
     cpu.settle()
     txns, close = open_(target, args.clients, _rngs(args, round_))
@@ -458,16 +451,16 @@ def _raw(target: Target, args: argparse.Namespace, pair: Pair, round_: int) -> R
 # -- dbload ------------------------------------------------------------------------
 
 
-def _failed(name: str, round_: int, exc: BaseException) -> DRun:
+def _failed(name: str, round_: int, exc: BaseException) -> Run:
     first = (str(exc).strip().splitlines() or [""])[0]
-    return DRun(name, round_, 0.0, 0, 0.0, None, None, None, note=f"{type(exc).__name__}: {first}")
+    return Run(name, round_, 0.0, 0, 0.0, None, None, None, note=f"{type(exc).__name__}: {first}")
 
 
 def _dbload(target: Target, args: argparse.Namespace, pair: Pair, round_: int) -> Run:
     """One dbload run through its public API, CPU measured as common.run_dbload does."""
     api, why = dbload_api()
     if api is None or target.database is None:
-        return DRun(pair.dbload, round_, 0.0, 0, 0.0, None, None, None, note=why or "unavailable")
+        return Run(pair.dbload, round_, 0.0, 0, 0.0, None, None, None, note=why or "unavailable")
     window: CpuWindow = target.cpu_window()
     try:
         options = api.prepare_options(
@@ -487,7 +480,7 @@ def _dbload(target: Target, args: argparse.Namespace, pair: Pair, round_: int) -
         return _failed(pair.dbload, round_, exc)
     outer = window.stop(settle=True)
     cpu = result.cpu
-    return DRun(
+    return Run(
         variant=pair.dbload,
         round=round_,
         tps=result.tps,
@@ -557,7 +550,7 @@ HEADERS = (
 )  # fmt: skip
 
 
-def _row(run: DRun) -> list[object]:
+def _row(run: Run) -> list[object]:
     return [
         run.round,
         run.variant,
@@ -572,29 +565,7 @@ def _row(run: DRun) -> list[object]:
     ]
 
 
-def _medians(runs: Sequence[DRun], variants: Sequence[str]) -> dict[str, DRun]:
-    out: dict[str, DRun] = {}
-    for variant in variants:
-        mine = [r for r in runs if r.variant == variant and r.transactions]
-        if not mine:
-            continue
-        out[variant] = DRun(
-            variant=variant,
-            round=0,
-            tps=median([r.tps for r in mine]) or 0.0,
-            transactions=int(median([r.transactions for r in mine]) or 0),
-            wall_s=median([r.wall_s for r in mine]) or 0.0,
-            client_pct=median([r.client_pct for r in mine]),
-            server_pct=median([r.server_pct for r in mine]),
-            machine_pct=median([r.machine_pct for r in mine]),
-            latency_ms=median([r.latency_ms for r in mine]),
-            p99_ms=median([r.p99_ms for r in mine]),
-            note=f"median of {len(mine)}",
-        )
-    return out
-
-
-def _print_pairs(runs: Sequence[DRun], pairs: Sequence[Pair], medians: dict[str, DRun]) -> None:
+def _print_pairs(runs: Sequence[Run], pairs: Sequence[Pair], medians: dict[str, Run]) -> None:
     print()
     print("pairs (medians):")
     rows = [_row(medians[v])[1:] for p in pairs for v in (p.raw, p.dbload) if v in medians]
@@ -612,7 +583,7 @@ def _print_pairs(runs: Sequence[DRun], pairs: Sequence[Pair], medians: dict[str,
             print(f"    {run.variant} round {run.round}: {run.note}")
 
 
-def _print_layers(runs: Sequence[DRun], pairs: Sequence[Pair], medians: dict[str, DRun]) -> None:
+def _print_layers(runs: Sequence[Run], pairs: Sequence[Pair], medians: dict[str, Run]) -> None:
     layered = [p for p in pairs if p.layer]
     if not layered:
         return
@@ -640,7 +611,7 @@ def _print_layers(runs: Sequence[DRun], pairs: Sequence[Pair], medians: dict[str
     print_table(headers, rows)
 
 
-def _verdicts(runs: Sequence[DRun], pairs: Sequence[Pair], medians: dict[str, DRun]) -> None:
+def _verdicts(runs: Sequence[Run], pairs: Sequence[Pair], medians: dict[str, Run]) -> None:
     print()
     for pair in pairs:
         if pair.target is None:
@@ -687,11 +658,11 @@ def main() -> int:
         for pair in pairs:
             variants.append(functools.partial(_raw, target, args, pair))
             variants.append(functools.partial(_dbload, target, args, pair))
-        runs: list[DRun] = alternate(args.rounds, variants)  # type: ignore[assignment]
+        runs: list[Run] = alternate(args.rounds, variants)  # type: ignore[assignment]
     print()
     print("all rounds:")
     print_table(HEADERS, [_row(r) for r in runs])
-    medians = _medians(runs, [v for p in pairs for v in (p.raw, p.dbload)])
+    medians = summarize(runs, [v for p in pairs for v in (p.raw, p.dbload)])
     _print_pairs(runs, pairs, medians)
     _print_layers(runs, pairs, medians)
     _verdicts(runs, pairs, medians)
