@@ -41,7 +41,7 @@ from dbload.measure.merge import RecorderState, merge_into
 from dbload.measure.recorder import NS_PER_S, Recorder
 from dbload.measure.result import ClusterInfo, ClusterWorker
 from dbload.modes.async_ import checked_driver
-from dbload.modes.base import Executor, clients_label
+from dbload.modes.base import Executor, clients_label, lost_share
 from dbload.modes.processes import client_ranges
 
 CONNECT_TIMEOUT_S = 10.0
@@ -415,14 +415,7 @@ class _Run:
         share.gone = True
         with contextlib.suppress(Exception):
             share.future.cancel()
-        when = "before the start"
-        if self._begun:
-            elapsed = (time.perf_counter_ns() - self.recorder.started_ns) / NS_PER_S
-            when = f"after {elapsed:.1f} s"
-        if share.reported_t is None:
-            lost = "none of its transactions are in the result"
-        else:
-            lost = f"its transactions after {share.reported_t:g} s are not in the result"
+        when, lost = lost_share(self.recorder, self._begun, share.reported_t)
         self.recorder.incidents.append(
             f"Dask worker {share.address} (host {share.host},"
             f" {clients_label(share.job.clients)}) {how} {when}; {lost}"

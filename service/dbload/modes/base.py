@@ -145,6 +145,17 @@ def gave_up(
     )
 
 
+def lost_share(recorder: Recorder, begun: bool, reported_t: float | None) -> tuple[str, str]:
+    """When a worker (process, or Dask worker) was lost, and what of its
+    share the result misses: the two halves of its incident."""
+    when = "before the start"
+    if begun:
+        when = f"after {(time.perf_counter_ns() - recorder.started_ns) / NS_PER_S:.1f} s"
+    if reported_t is None:
+        return when, "none of its transactions are in the result"
+    return when, f"its transactions after {reported_t:g} s are not in the result"
+
+
 def script_failed(
     recorder: Recorder, who: str, message: str, at_ns: int, script: int = 0, client: int = 0
 ) -> None:

@@ -45,9 +45,9 @@ from dbload.config import Plan
 from dbload.drivers import async_driver
 from dbload.errors import DbloadError
 from dbload.measure.merge import DeltaTaker, RecorderState, merge_into
-from dbload.measure.recorder import NS_PER_S, Recorder
+from dbload.measure.recorder import Recorder
 from dbload.modes.async_ import checked_driver, run_async
-from dbload.modes.base import Executor, clients_label
+from dbload.modes.base import Executor, clients_label, lost_share
 from dbload.workload.expr import Expression, compile_expression
 
 try:
@@ -428,14 +428,7 @@ class _Supervisor:
             how = f"died with {signal.Signals(-code).name}"
         else:
             how = f"exited with code {code}"
-        when = "before the start"
-        if self._begun:
-            elapsed = (time.perf_counter_ns() - self.recorder.started_ns) / NS_PER_S
-            when = f"after {elapsed:.1f} s"
-        if child.reported_t is None:
-            lost = "none of its transactions are in the result"
-        else:
-            lost = f"its transactions after {child.reported_t:g} s are not in the result"
+        when, lost = lost_share(self.recorder, self._begun, child.reported_t)
         return (
             f"worker process {child.job.index} (pid {child.process.pid},"
             f" {clients_label(child.job.clients)}) {how} {when}; {lost}"
