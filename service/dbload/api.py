@@ -109,6 +109,41 @@ class Observer:
         """The server is still starting and dbload waits for it (once, one line)."""
 
 
+class Observers(Observer):
+    """Several observers told the same things in turn (``run --dashboard``:
+    the terminal's progress and the page's)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self._all = observers
+
+    def database(self, info: DatabaseInfo) -> None:
+        for each in self._all:
+            each.database(info)
+
+    @contextlib.contextmanager
+    def running(self, plan: Plan, snapshot: Callable[[], Snapshot]) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for each in self._all:
+                stack.enter_context(each.running(plan, snapshot))
+            yield
+
+    def cell(self, mode: str, concurrency: int, index: int, total: int, driver: str = "") -> None:
+        for each in self._all:
+            each.cell(mode, concurrency, index, total, driver)
+
+    def server(self, label: str, index: int, total: int) -> None:
+        for each in self._all:
+            each.server(label, index, total)
+
+    def data_prepared(self, readiness: Readiness) -> None:
+        for each in self._all:
+            each.data_prepared(readiness)
+
+    def waiting(self, message: str) -> None:
+        for each in self._all:
+            each.waiting(message)
+
+
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """Everything ``run()`` needs besides the database, already validated."""
@@ -323,6 +358,7 @@ def run(
     db: str = "auto",
     stop: threading.Event | None = None,
     observer: Observer | None = None,
+    database: Database | None = None,
     **options: Unpack[Options],
 ) -> Result:
     """Run one workload in one mode against a real PostgreSQL and measure it.
@@ -330,12 +366,13 @@ def run(
     ``workload`` names a built-in script (``select``, ``tpcb``, ...); the
     other options are :class:`Options` (default: 10 s). The database is
     ``dsn``, else ``$DBLOAD_DSN``/``$DATABASE_URL``, else a container, else
-    the embedded server (``db`` forces one). Setting ``stop`` ends the run
-    early; the result is then marked interrupted.
+    the embedded server (``db`` forces one), or ``database``, one already
+    open (``dbload serve``'s targets). Setting ``stop`` ends the run early;
+    the result is then marked interrupted.
     """
     prepared = prepare_options(workload, mode, concurrency, **options)
-    with ready_for(prepared, db, dsn, observer) as (database, scale):
-        return run_on(database, scale, prepared, stop=stop, observer=observer)
+    with _ready(prepared, db, dsn, observer, database) as (opened, scale):
+        return run_on(opened, scale, prepared, stop=stop, observer=observer)
 
 
 async def run_async(
@@ -377,6 +414,7 @@ def compare(
     stop: threading.Event | None = None,
     observer: Observer | None = None,
     servers: Sequence[str] | str | None = None,
+    database: Database | None = None,
     **options: Unpack[Options],
 ) -> Comparison:
     """Run one workload in several modes (and drivers, and concurrencies) on
@@ -405,7 +443,8 @@ def compare(
     ``servers`` (``embedded``, ``container:IMAGE``, ``dsn:URI``; a list or
     one comma-separated string) replaces ``dsn`` and ``db``: every server
     is started and prepared first (they must hold the same scale), then
-    the same cells, batch and seed run on each in turn.
+    the same cells, batch and seed run on each in turn. ``database`` (one
+    already open) replaces them all, as in :func:`run`.
     """
     if options.get("driver") is not None:  # run()'s one driver: an axis of one here
         if drivers is not None:
@@ -416,7 +455,7 @@ def compare(
     if options.get("log"):  # every cell would write the same files
         raise UsageError("-l/--log writes one run's transaction log: use it with `dbload run`")
     specs = None if servers is None else parse_servers(servers)
-    if specs is not None and (dsn is not None or db != "auto"):
+    if specs is not None and (dsn is not None or db != "auto" or database is not None):
         raise UsageError("--servers names every server; drop --dsn and --db")
     if options.get("transactions") is None and options.get("duration") is None:
         options["duration"] = COMPARE_DURATION_S
@@ -431,7 +470,11 @@ def compare(
     named = any(cell.driver != default_driver(cell.mode) for cell in cells)
     results: list[Result] = []
     with contextlib.ExitStack() as stack:
-        targets = _targets(stack, specs, prepared[0], db, dsn, observer)
+        targets = (
+            _targets(stack, specs, prepared[0], db, dsn, observer)
+            if database is None
+            else [stack.enter_context(_ready(prepared[0], db, dsn, observer, database))]
+        )
         for database, _ in targets:
             check_connections(database.dsn, max(cell.concurrency for cell in prepared))
         total = len(prepared) * len(targets)
@@ -602,6 +645,24 @@ def ready_for(
         observer=observer,
         connect_timeout=options.connect_timeout_s,
     )
+
+
+@contextlib.contextmanager
+def _ready(
+    options: RunOptions,
+    db: str,
+    dsn: str | None,
+    observer: Observer | None,
+    database: Database | None,
+) -> Iterator[tuple[Database, int]]:
+    """:func:`ready_for`, or ``database`` (already open) with its data prepared."""
+    if database is None:
+        with ready_for(options, db, dsn, observer) as ready:
+            yield ready
+        return
+    if dsn is not None or db != "auto":
+        raise UsageError("give an open database or --dsn/--db, not both")
+    yield database, _prepare(database, options.workload, options.init, observer or Observer())
 
 
 def run_on(
@@ -814,6 +875,7 @@ __all__ = [
     "Cell",
     "Comparison",
     "Observer",
+    "Observers",
     "Options",
     "RunOptions",
     "compare",

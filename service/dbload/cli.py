@@ -23,6 +23,7 @@ from rich.console import Console
 from dbload import __version__
 from dbload.api import (
     Observer,
+    Observers,
     Options,
     RunOptions,
     compare_cells,
@@ -56,6 +57,13 @@ from dbload.report.load import load_saved
 from dbload.schema.migrate import migrate as migrate_schema
 from dbload.schema.seed import Readiness
 from dbload.schema.seed import seed as seed_data
+from dbload.serve.config import (
+    DEFAULT_PORT,
+    ServeConfig,
+    check_workloads_dir,
+    default_results_dir,
+    parse_targets,
+)
 from dbload.workload.parser import builtin_names, builtin_text
 
 T = TypeVar("T")
@@ -697,6 +705,22 @@ def run(
     driver: DriverOpt = None,
     cluster: ClusterOpt = None,
     cluster_workers: ClusterWorkersOpt = None,
+    dashboard_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dashboard",
+            metavar="[PORT]",
+            is_flag=False,
+            flag_value=str(DEFAULT_PORT),
+            help=f"Watch the run live in a browser on 127.0.0.1:PORT \\[default: {DEFAULT_PORT}];"
+            " the page closes when the run ends.",
+            show_default=False,
+        ),
+    ] = None,
+    dashboard_keep: Annotated[
+        bool,
+        typer.Option("--dashboard-keep", help="Keep the dashboard up after the run, until Ctrl-C."),
+    ] = False,
 ) -> None:
     """Run one workload in one mode and print a pgbench-like report."""
     check_progress(progress_s)
@@ -736,6 +760,8 @@ def run(
         run_args = (workload, mode, concurrency, common)
         _find_max_rate(out, searching, run_args, slo or [], outputs.json, dsn, db)
         return
+    if dashboard_keep and dashboard_port is None:
+        raise UsageError("--dashboard-keep keeps --dashboard's page: give --dashboard too")
     options = prepare_options(workload, mode, concurrency, **common)
     out = make_console(quiet=quiet, stderr=outputs.on_stdout)
     # what is not the report (progress, notes) goes to stderr, as pgbench's does
@@ -747,10 +773,23 @@ def run(
         )
     observer = _CliObserver(chatter, quiet, progress_s)
     stop = threading.Event()
-    result, caught = _on_database(
-        chatter, (options, db, dsn, observer), stop, observer.between_runs,
-        lambda database, scale: run_on(database, scale, options, stop=stop, observer=observer),
-    )  # fmt: skip
+    with ExitStack() as page:
+        watched: Observer = observer
+        if dashboard_port is not None:
+            from dbload.serve.main import dashboard, wait_for_interrupt  # FastAPI: only then
+
+            board = page.enter_context(
+                dashboard(options, dashboard_port, _serve_config(), lambda m: chatter.print(m))
+            )
+            watched = Observers(observer, board.observer)
+        result, caught = _on_database(
+            chatter, (options, db, dsn, watched), stop, observer.between_runs,
+            lambda database, scale: run_on(database, scale, options, stop=stop, observer=watched),
+        )  # fmt: skip
+        if dashboard_port is not None:
+            board.finish(result)
+            if dashboard_keep and not caught:
+                caught.append(wait_for_interrupt(lambda m: chatter.print(f"[dim]{m}[/]")))
     verdicts = judge(thresholds, result)
     console_report.print_run(out, result, verdicts)
     outputs.write(
@@ -1143,6 +1182,80 @@ def _parse_defines(items: list[str]) -> dict[str, str]:
             raise UsageError(f"-D expects NAME=VALUE, got {item!r}")
         defines[name.strip()] = value
     return defines
+
+
+def _serve_config(
+    targets: tuple[str, ...] = (),
+    results: Path | None = None,
+    workloads: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+) -> ServeConfig:
+    return ServeConfig(
+        targets=parse_targets(targets),
+        results_dir=results or default_results_dir(),
+        workloads_dir=check_workloads_dir(workloads),
+        host=host,
+        port=port,
+        token=token,
+    )
+
+
+@app.command()
+def serve(
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            metavar="NAME=DSN",
+            help="A database runs may use, by name (repeatable) \\[default: the one"
+            " `dbload run` resolves, embedded included]. Requests name it; never a DSN.",
+            show_default=False,
+        ),
+    ] = None,
+    workloads_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workloads",
+            metavar="DIR",
+            help="Offer this folder's *.sql and *.py workloads beside the built-ins.",
+            show_default=False,
+        ),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            metavar="DIR",
+            help="Keep each run's --json file here \\[default: dbload's data folder].",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Listen on HOST (not loopback: --token).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", help="Listen on PORT (0: any free one).")
+    ] = DEFAULT_PORT,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            envvar="DBLOAD_SERVE_TOKEN",
+            help="Callers must send 'Authorization: Bearer TOKEN' ($DBLOAD_SERVE_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve a live dashboard and an HTTP API that start, watch, stop and keep runs."""
+    from dbload.serve.main import serve as serve_until_stopped
+
+    config = _serve_config(tuple(target or ()), results, workloads_dir, host, port, token)
+    code = serve_until_stopped(config, lambda message: print(message, flush=True))
+    if code:
+        raise typer.Exit(_fail("interrupted; the running run's partial result is kept", code))
 
 
 @app.command()

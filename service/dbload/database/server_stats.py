@@ -437,7 +437,7 @@ class Monitor:
         if (clock := cpu_clock_for(dsn)) is not None:
             return CpuMeter(None, clock.note, clock=clock.read)
         with self._lock:
-            return CpuMeter(*find_postmaster(_data_directory(self._conn, dsn)))
+            return CpuMeter(*find_postmaster(data_directory(self._conn, dsn)))
 
 
 def backends(conn: psycopg.Connection[DictRow], tag: str) -> Backends | None:
@@ -471,7 +471,7 @@ def _backends_anew(dsn: str, tag: str) -> Backends | None:
         return None
 
 
-def _data_directory(conn: psycopg.Connection[DictRow], dsn: str) -> str | None:
+def data_directory(conn: psycopg.Connection[DictRow], dsn: str) -> str | None:
     """The server's data directory when it runs on this machine (for its CPU)."""
     try:
         host = str(conninfo_to_dict(dsn).get("host") or "")

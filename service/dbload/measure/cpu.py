@@ -51,7 +51,7 @@ class CpuUse:
         return 100.0 * self.server_s / self.wall_s
 
 
-def _tree_cpu(root: psutil.Process) -> dict[int, float]:
+def tree_cpu(root: psutil.Process) -> dict[int, float]:
     """CPU seconds of a process and its children, by pid."""
     out: dict[int, float] = {}
     try:
@@ -67,10 +67,10 @@ def _tree_cpu(root: psutil.Process) -> dict[int, float]:
     return out
 
 
-def _own_cpu() -> float:
+def own_cpu() -> float:
     """This process (all threads) and its children (processes mode)."""
     me = psutil.Process()
-    total = sum(_tree_cpu(me).values())
+    total = sum(tree_cpu(me).values())
     return total
 
 
@@ -132,7 +132,7 @@ class CpuMeter:
 
     def start(self, backends: Backends | None = None) -> None:
         self._t0 = time.perf_counter()
-        self._client0 = _own_cpu()
+        self._client0 = own_cpu()
         self._server0 = self._server_cpu(backends)
         self._clock0 = self._clock() if self._clock is not None else None
 
@@ -141,7 +141,7 @@ class CpuMeter:
         if not self.started:
             return None
         wall = time.perf_counter() - self._t0
-        client = _own_cpu() - self._client0
+        client = own_cpu() - self._client0
         server = others = None
         note = self._note
         if self._clock is not None:
@@ -180,7 +180,7 @@ class CpuMeter:
         means another process here: only the postmaster's own count)."""
         if self._postmaster is None:
             return {}
-        tree = _tree_cpu(self._postmaster)
+        tree = tree_cpu(self._postmaster)
         if backends is None:
             return tree
         wanted = backends.own | backends.others
