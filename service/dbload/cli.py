@@ -1255,7 +1255,7 @@ def serve(
     config = _serve_config(tuple(target or ()), results, workloads_dir, host, port, token)
     code = serve_until_stopped(config, lambda message: print(message, flush=True))
     if code:
-        raise typer.Exit(_fail("interrupted; the running run's partial result is kept", code))
+        raise typer.Exit(_fail("interrupted", code))
 
 
 @app.command()

@@ -249,7 +249,7 @@ def _api(app: FastAPI, runs: Runs, settings: AppSettings) -> None:
                 stored.id, {**asdict(stored), "status": "saved", "target": None, "saved": True}
             )
         newest_first = sorted(listed.values(), key=lambda r: str(r["id"]), reverse=True)
-        return [_strict(entry) for entry in newest_first]
+        return [strict_json(entry) for entry in newest_first]
 
     @app.get("/api/runs/{run_id}", tags=["runs"], responses={404: {"model": Error}})
     def run_view(run_id: str) -> Any:
@@ -258,12 +258,12 @@ def _api(app: FastAPI, runs: Runs, settings: AppSettings) -> None:
         if state is not None:
             view = state.view(position=runs.position(state))
             view["result"] = state.result
-            return JSONResponse(_strict(view))
+            return JSONResponse(strict_json(view))
         saved = runs.store.load(run_id)
         if saved is None:
             return JSONResponse({"error": f"no run {run_id}"}, 404)
         document = json.loads(saved.path.read_text(encoding="utf-8"))
-        return JSONResponse(_strict({"id": run_id, "status": "saved", "result": document}))
+        return JSONResponse(strict_json({"id": run_id, "status": "saved", "result": document}))
 
     @app.post("/api/runs/{run_id}/stop", status_code=202, tags=["runs"],
               responses={404: {"model": Error}, 409: {"model": Error}})  # fmt: skip
@@ -298,7 +298,7 @@ async def _stream(runs: Runs, state: RunState) -> AsyncIterator[str]:
     number = 0
     while True:
         ended = state.ended.is_set()
-        view = _strict(state.view(sent, runs.position(state)))
+        view = strict_json(state.view(sent, runs.position(state)))
         number += 1
         kind = "final" if ended else "snapshot"
         yield f"id: {number}\nevent: {kind}\ndata: {json.dumps(view, allow_nan=False)}\n\n"
@@ -310,14 +310,14 @@ async def _stream(runs: Runs, state: RunState) -> AsyncIterator[str]:
                 break
 
 
-def _strict(value: Any) -> Any:
+def strict_json(value: Any) -> Any:
     """JSON without NaN or infinities (JavaScript's JSON.parse takes neither): null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
+        return [strict_json(v) for v in value]
     return value
 
 
