@@ -81,6 +81,13 @@ class Snapshot:
     transactions: int
     errors: int
     last: Interval | None
+    # the last few intervals, oldest first: a reader polling less often than
+    # once an interval (or at the end, when a short final one follows at
+    # once) still sees each of them
+    recent: tuple[Interval, ...] = ()
+
+
+RECENT = 8
 
 
 class Recorder:
@@ -298,6 +305,7 @@ class Recorder:
             transactions=self.ok + self.failed,
             errors=self.failed,
             last=self.series[-1] if self.series else None,
+            recent=tuple(self.series[-RECENT:]),
         )
 
     @property

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 from psycopg.conninfo import conninfo_to_dict
@@ -29,6 +29,10 @@ from dbload.measure.recorder import Interval, Snapshot
 from dbload.measure.result import DatabaseInfo
 
 POLL_S = 0.25  # how often the recorder's series is looked at for a new second
+# the run's last interval is often a sliver (transactions in flight at the
+# deadline end just after it): its rate over a few ms is noise on a chart, so
+# the page leaves it out; the result's series keeps it
+MIN_SPAN_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +51,6 @@ class Point:
     top_wait: str | None
     bound: str  # client CPU, server CPU, server wait, unknown
     why: str
-
-
-@dataclass(frozen=True, slots=True)
-class CellStart:
-    """A cell's run is about to begin (its plan, as the page labels it)."""
-
-    mode: str
-    concurrency: int
-    driver: str
 
 
 class LiveObserver(Observer):
@@ -108,10 +103,12 @@ class LiveObserver(Observer):
         view = LiveView(plan.dsn, tag)
         seconds = _Seconds(plan, view)
         try:
-            while not done.wait(POLL_S):
-                point = seconds.next(snapshot())
-                if point is not None:
+            while True:
+                ended = done.wait(POLL_S)
+                for point in seconds.new(snapshot()):
                     emit(point)
+                if ended:  # after a last look: the run's final seconds
+                    return
         finally:
             view.close()
 
@@ -129,15 +126,29 @@ class _Seconds:
         self._cores = psutil.cpu_count() or 1
         view.read()  # the server CPU's baseline
 
-    def next(self, snap: Snapshot) -> Point | None:
-        last = snap.last
-        if last is None or last.t <= self._last_t:
-            return None
-        span, self._last_t = last.t - self._last_t, last.t
+    def new(self, snap: Snapshot) -> list[Point]:
+        """A point per interval ended since the last call; the CPU since then
+        is shared among them by their length."""
+        fresh = [i for i in snap.recent if i.t > self._last_t]
+        if not fresh:
+            return []
         now, cpu = time.perf_counter(), own_cpu()
         wall, client = now - self._wall0, cpu - self._cpu0
         self._wall0, self._cpu0 = now, cpu
-        return self._point(last, span, wall, client, self._view.read())
+        tick = self._view.read()
+        points = []
+        covered = fresh[-1].t - self._last_t
+        for interval in fresh:
+            span, self._last_t = interval.t - self._last_t, interval.t
+            if span >= MIN_SPAN_S:
+                share = span / covered if covered > 0 else 1.0
+                mine = (
+                    tick
+                    if tick is None or tick.cpu_s is None
+                    else replace(tick, cpu_s=tick.cpu_s * share)
+                )
+                points.append(self._point(interval, span, wall * share, client * share, mine))
+        return points
 
     def _point(
         self, last: Interval, span: float, wall: float, client: float, tick: ServerTick | None

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import queue
 import threading
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -237,9 +238,10 @@ def execute(state: RunState, targets: Targets, store: ResultsDir) -> None:
     except DbloadError as exc:
         state.finish("failed", None, str(exc).splitlines()[0])
         return
-    except Exception as exc:  # the server outlives a bug in one run; the line says what
+    except Exception as exc:  # the server (and the target's queue) outlive a bug in one run
+        traceback.print_exc()
         state.finish("failed", None, f"internal error: {type(exc).__name__}: {exc}")
-        raise
+        return
     save(state, store, results, document)
 
 

@@ -162,8 +162,9 @@ function apply(view) {
     $("report-link").replaceChildren(link, document.createTextNode(" (the same page as compare --out's report.html)"));
   }
   drawCells();
-  drawChart($("chart-tps"), (p) => p.tps, "tps");
-  drawChart($("chart-p99"), (p) => p.p99_ms, "ms");
+  drawChart($("chart-tps"), [{ pick: (p) => p.tps }], "tps");
+  drawChart($("chart-p99"), [{ pick: (p) => p.p99_ms }], "ms");
+  drawChart($("chart-cpu"), [{ pick: (p) => p.client_cpu_pct }, { pick: (p) => p.server_cpu_pct, dash: "5 4" }], "%");
 }
 
 function setStatus(status, text) {
@@ -219,31 +220,39 @@ function niceMax(value) {
   return 10 * power;
 }
 
-function drawChart(node, pick, unit) {
+function drawChart(node, lines, unit) {
   const [W, H, left, right, top, bottom] = [640, 260, 56, 16, 12, 28]; // the cell table is the legend
-  const series = following.cells.map((cell) => cell.points.filter((p) => pick(p) !== null));
-  const xMax = Math.max(5, ...series.flat().map((p) => p.t));
-  const yMax = niceMax(Math.max(0, ...series.flat().map(pick)) * 1.05);
+  const series = [];
+  following.cells.forEach((cell, i) => {
+    for (const line of lines) {
+      const points = cell.points.filter((p) => line.pick(p) !== null && line.pick(p) !== undefined);
+      series.push({ i, line, points });
+    }
+  });
+  const all = series.flatMap((s) => s.points.map((p) => ({ t: p.t, v: s.line.pick(p) })));
+  const xMax = Math.max(5, ...all.map((p) => p.t));
+  const yMax = niceMax(Math.max(0, ...all.map((p) => p.v)) * 1.05);
   const x = (t) => left + ((W - left - right) * t) / xMax;
   const y = (v) => H - bottom - ((H - top - bottom) * v) / yMax;
   node.replaceChildren();
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4;
+  for (let k = 0; k <= 4; k++) {
+    const v = (yMax * k) / 4;
     node.append(svg("line", { class: "axis", x1: left, x2: W - right, y1: y(v), y2: y(v) }));
     node.append(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, fmt(v, unit === "ms" ? 2 : 0)));
   }
-  for (let i = 0; i <= 5; i++) {
-    const t = (xMax * i) / 5;
+  for (let k = 0; k <= 5; k++) {
+    const t = (xMax * k) / 5;
     node.append(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle" }, `${fmt(t, 0)} s`));
   }
-  series.forEach((points, i) => {
-    if (points.length) {
-      const d = points.map((p, k) => `${k ? "L" : "M"}${x(p.t).toFixed(1)},${y(pick(p)).toFixed(1)}`).join("");
-      const path = svg("path", { class: "series", d, stroke: colour(i), "data-cell": i });
-      path.append(svg("title", {}, label(following.cells[i])));
-      node.append(path);
-    }
-  });
+  for (const { i, line, points } of series) {
+    if (!points.length) continue;
+    const d = points.map((p, k) => `${k ? "L" : "M"}${x(p.t).toFixed(1)},${y(line.pick(p)).toFixed(1)}`).join("");
+    const attrs = { class: "series", d, stroke: colour(i), "data-cell": i };
+    if (line.dash) attrs["stroke-dasharray"] = line.dash;
+    const path = svg("path", attrs);
+    path.append(svg("title", {}, label(following.cells[i])));
+    node.append(path);
+  }
 }
 
 // -- history -------------------------------------------------------------------------------
