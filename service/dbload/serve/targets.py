@@ -34,7 +34,10 @@ class Targets:
         self._timeout = connect_timeout
         self._open: dict[str, Database] = {}
         self._stack = contextlib.ExitStack()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the two dicts, held for an instant
+        # one per target, held while it opens: an embedded server takes
+        # seconds to start, and GET /api/targets must not wait for it
+        self._opening = {spec.name: threading.Lock() for spec in specs}
         self.default = specs[0].name
 
     def names(self) -> list[str]:
@@ -49,16 +52,20 @@ class Targets:
 
     def database(self, name: str) -> Database:
         """The target's database, opened (and started, for an embedded one) on first use."""
-        with self._lock:
-            if name not in self._open:
-                spec = self._specs[name]
-                opened = open_database(
-                    "auto" if spec.dsn is None else "dsn",
-                    spec.dsn,
-                    connect_timeout=self._timeout,
-                )
-                self._open[name] = self._stack.enter_context(opened)
-            return self._open[name]
+        with self._opening[name]:
+            with self._lock:
+                if name in self._open:
+                    return self._open[name]
+            spec = self._specs[name]
+            opened = open_database(
+                "auto" if spec.dsn is None else "dsn", spec.dsn, connect_timeout=self._timeout
+            )
+            with contextlib.ExitStack() as one:
+                database = one.enter_context(opened)
+                with self._lock:
+                    self._open[name] = database
+                    self._stack.push(one.pop_all())
+            return database
 
     def info(self, name: str) -> TargetInfo:
         spec = self._specs[name]
