@@ -705,18 +705,19 @@ def run(
     driver: DriverOpt = None,
     cluster: ClusterOpt = None,
     cluster_workers: ClusterWorkersOpt = None,
-    dashboard_port: Annotated[
-        int | None,
+    dashboard: Annotated[
+        bool,
         typer.Option(
             "--dashboard",
             metavar="[PORT]",
-            is_flag=False,
-            flag_value=str(DEFAULT_PORT),
-            help=f"Watch the run live in a browser on 127.0.0.1:PORT \\[default: {DEFAULT_PORT}];"
-            " the page closes when the run ends.",
-            show_default=False,
+            help="Watch the run live in a browser on 127.0.0.1:PORT (--dashboard 9000, or"
+            f" --dashboard-port) \\[default: {DEFAULT_PORT}]; the page closes when the run ends.",
         ),
-    ] = None,
+    ] = False,
+    dashboard_port: Annotated[
+        int,
+        typer.Option("--dashboard-port", metavar="PORT", help="--dashboard's port.", hidden=True),
+    ] = DEFAULT_PORT,
     dashboard_keep: Annotated[
         bool,
         typer.Option("--dashboard-keep", help="Keep the dashboard up after the run, until Ctrl-C."),
@@ -760,7 +761,7 @@ def run(
         run_args = (workload, mode, concurrency, common)
         _find_max_rate(out, searching, run_args, slo or [], outputs.json, dsn, db)
         return
-    if dashboard_keep and dashboard_port is None:
+    if dashboard_keep and not dashboard:
         raise UsageError("--dashboard-keep keeps --dashboard's page: give --dashboard too")
     options = prepare_options(workload, mode, concurrency, **common)
     out = make_console(quiet=quiet, stderr=outputs.on_stdout)
@@ -775,18 +776,18 @@ def run(
     stop = threading.Event()
     with ExitStack() as page:
         watched: Observer = observer
-        if dashboard_port is not None:
-            from dbload.serve.main import dashboard, wait_for_interrupt  # FastAPI: only then
+        if dashboard:
+            from dbload.serve.main import open_dashboard, wait_for_interrupt  # FastAPI: only then
 
             board = page.enter_context(
-                dashboard(options, dashboard_port, _serve_config(), lambda m: chatter.print(m))
+                open_dashboard(options, dashboard_port, _serve_config(), chatter.print, stop)
             )
             watched = Observers(observer, board.observer)
         result, caught = _on_database(
             chatter, (options, db, dsn, watched), stop, observer.between_runs,
             lambda database, scale: run_on(database, scale, options, stop=stop, observer=watched),
         )  # fmt: skip
-        if dashboard_port is not None:
+        if dashboard:
             board.finish(result)
             if dashboard_keep and not caught:
                 caught.append(wait_for_interrupt(lambda m: chatter.print(f"[dim]{m}[/]")))
@@ -798,6 +799,9 @@ def run(
         junit=lambda: junit_run(result, verdicts),
         csv=lambda: series_csv(result),
     )
+    if dashboard and stop.is_set() and not caught and not result.aborted:
+        # the page's Stop is a Ctrl-C from the browser
+        raise typer.Exit(_fail("stopped from the dashboard; partial result reported", 130))
     _exit_for(result, verdicts, caught)
 
 
@@ -1424,7 +1428,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode Typer returns the code of a typer.Exit and
         # raises its usage errors, which we print as one line, not a panel.
-        returned = command.main(args=argv, prog_name="dbload", standalone_mode=False)
+        args = dashboard_port_argument(sys.argv[1:] if argv is None else argv)
+        returned = command.main(args=args, prog_name="dbload", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0
     except typer.TyperException as exc:
         # `dbload` or `dbload db` alone: the help was printed, nothing failed.
@@ -1443,6 +1448,28 @@ def main(argv: list[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc} (DBLOAD_DEBUG=1 shows a traceback)", 70
         )
     return _exit_code(code, argv)
+
+
+def dashboard_port_argument(argv: list[str]) -> list[str]:
+    """``run --dashboard [PORT]``, k6's way: a port right after the flag (or
+    ``--dashboard=PORT``) becomes ``--dashboard-port PORT``. Typer has no
+    option whose value may be left out (click's ``flag_value``), so the
+    optional value is read here, before it parses."""
+    out: list[str] = []
+    rest = iter(range(len(argv)))
+    for i in rest:
+        arg = argv[i]
+        if arg == "--":
+            out += argv[i:]
+            break
+        if arg.startswith("--dashboard="):
+            out += ["--dashboard", "--dashboard-port", arg.partition("=")[2]]
+        elif arg == "--dashboard" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            out += ["--dashboard", "--dashboard-port", argv[i + 1]]
+            next(rest)
+        else:
+            out.append(arg)
+    return out
 
 
 def _exit_code(code: int, argv: list[str] | None) -> int:

@@ -28,10 +28,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from dbload import __version__
+from dbload.database.redact import redact
 from dbload.drivers import ALL_DRIVERS
 from dbload.errors import DbloadError
 from dbload.measure.comparison import Comparison
 from dbload.modes import MODES
+from dbload.serve.config import is_loopback
 from dbload.serve.request import RunRequest, check_request, workloads
 from dbload.serve.runs import ENDED, Conflict, Runs, RunState
 
@@ -87,28 +89,35 @@ def create_app(runs: Runs, settings: AppSettings) -> FastAPI:
 def _guard(app: FastAPI, settings: AppSettings) -> None:
     """A token when one is set (bearer header, or the cookie ``/?token=`` sets
     for the page and its event stream, which cannot send headers); and no
-    request from another site's page (its Origin is not ours), so that a page
-    open elsewhere in the browser cannot start runs on a loopback server."""
+    request from another site's page (its Origin is not ours, or, without a
+    token, the name it reached us by is not loopback's), so that a page open
+    elsewhere in the browser cannot start runs on a loopback server."""
 
     @app.middleware("http")
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        origin = request.headers.get("origin")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        origin, host = request.headers.get("origin"), request.headers.get("host")
+        if origin and urlsplit(origin).netloc != host:
             return JSONResponse({"error": f"cross-origin request from {origin}"}, 403)
         if settings.token is None:
+            # without a token only loopback is served, so the name asked for
+            # must be loopback's too: another name that resolves here is a
+            # DNS-rebinding page, whose Origin matches its Host
+            name = urlsplit(f"//{host}").hostname if host else None
+            if name is not None and not is_loopback(name):
+                return JSONResponse({"error": f"this server answers to loopback, not {host}"}, 421)
             return await call_next(request)
         given = request.query_params.get("token")
         if given is not None and request.url.path == "/":
-            if not secrets.compare_digest(given, settings.token):
+            if not _same(given, settings.token):
                 return JSONResponse({"error": "wrong token"}, 401)
             response: Response = RedirectResponse("/", 303)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict")
             return response
         header = request.headers.get("authorization", "")
         sent = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
-        if sent is None or not secrets.compare_digest(sent, settings.token):
+        if sent is None or not _same(sent, settings.token):
             return JSONResponse(
                 {"error": "this server needs a token: send 'Authorization: Bearer TOKEN'"
                  " (a browser: open /?token=TOKEN once)"},
@@ -248,7 +257,9 @@ def _api(app: FastAPI, runs: Runs, settings: AppSettings) -> None:
             listed.setdefault(
                 stored.id, {**asdict(stored), "status": "saved", "target": None, "saved": True}
             )
-        newest_first = sorted(listed.values(), key=lambda r: str(r["id"]), reverse=True)
+        newest_first = sorted(
+            listed.values(), key=lambda r: (str(r["created_at"]), str(r["id"])), reverse=True
+        )
         return [strict_json(entry) for entry in newest_first]
 
     @app.get("/api/runs/{run_id}", tags=["runs"], responses={404: {"model": Error}})
@@ -322,5 +333,11 @@ def strict_json(value: Any) -> Any:
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """One line, its passwords masked (as the CLI's): a message may quote what it refuses."""
+    text = redact(str(exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _same(given: str, token: str) -> bool:
+    """compare_digest on text takes ASCII only: a token is compared as UTF-8 bytes."""
+    return secrets.compare_digest(given.encode("utf-8"), token.encode("utf-8"))

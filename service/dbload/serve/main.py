@@ -63,16 +63,21 @@ class Dashboard:
 
 
 @contextlib.contextmanager
-def dashboard(
-    options: RunOptions, port: int, config: ServeConfig, say: Callable[[str], None]
+def open_dashboard(
+    options: RunOptions,
+    port: int,
+    config: ServeConfig,
+    say: Callable[[str], None],
+    stop: threading.Event,
 ) -> Iterator[Dashboard]:
-    """``run --dashboard``: the live page on ``port`` for the run about to start."""
+    """``run --dashboard``: the live page on ``port`` for the run about to
+    start; its Stop stops the CLI's run (``stop``), as Ctrl-C would."""
     check_port(port)
     store = ResultsDir(config.results_dir)
     runs = Runs(Targets(config.targets), store)
     cell = Cell(options.mode, options.driver, options.concurrency)
     job = Job("cli", "run", options.workload.name, None, (), (cell,), Options())
-    state = runs.adopt(job)
+    state = runs.adopt(job, stop)
     observer = LiveObserver(state.cell_began, state.add_point, state.set_database)
     sock = bind(config.host, port)
     app = create_app(runs, AppSettings(workloads_dir=None, accept_runs=False))

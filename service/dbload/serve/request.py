@@ -67,8 +67,11 @@ class RunRequest(BaseModel):
     def _no_database(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
             for key, value in data.items():
-                if str(key).lower() in _DATABASE_KEYS or (
-                    isinstance(value, str) and _DSN_TEXT.search(value)
+                texts = value if isinstance(value, list | tuple) else [value]
+                if isinstance(value, Mapping):  # defines: its keys and values
+                    texts = [*value.keys(), *value.values()]
+                if str(key).lower() in _DATABASE_KEYS or any(
+                    isinstance(text, str) and _DSN_TEXT.search(text) for text in texts
                 ):
                     raise ValueError(
                         f"{key!r}: a request names a target (GET /api/targets) and never"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dbload import api
+from dbload.database.redact import redact
 from dbload.errors import DbloadError
 from dbload.measure.comparison import Comparison
 from dbload.measure.result import DatabaseInfo, Result
@@ -49,7 +50,7 @@ class Conflict(Exception):
 class RunState:
     """One run, from its request to its saved result."""
 
-    def __init__(self, run_id: str, job: Job) -> None:
+    def __init__(self, run_id: str, job: Job, stop: threading.Event | None = None) -> None:
         self.id = run_id
         self.job = job
         self.created_at = _now()
@@ -61,7 +62,7 @@ class RunState:
         self.result: dict[str, Any] | None = None  # the --json document, once ended
         self.saved: bool = False
         self.summary: list[dict[str, Any]] | None = None  # per cell, once ended
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self.ended = threading.Event()
         self.lock = threading.Lock()
 
@@ -162,10 +163,10 @@ class Runs:
             self._queues[job.target].put(state)
         return state
 
-    def adopt(self, job: Job) -> RunState:
+    def adopt(self, job: Job, stop: threading.Event) -> RunState:
         """A run that another caller executes (``dbload run --dashboard``):
-        listed and watched here, not queued."""
-        state = RunState(new_id(), job)
+        listed and watched here, not queued; stopping it sets ``stop``."""
+        state = RunState(new_id(), job, stop)
         with self._lock:
             self._runs[state.id] = state
         return state
@@ -192,6 +193,13 @@ class Runs:
             if state.status in ENDED:
                 raise Conflict(f"run {run_id} has already ended ({state.status})")
             state.stop.set()
+            queued = state.status == "queued"
+        if queued:  # dropped now, not when its turn comes
+            with self._lock:
+                waiting = self._waiting.get(state.job.target, [])
+                if state.id in waiting:
+                    waiting.remove(state.id)
+            state.finish("stopped", None, "stopped before it started")
         return state
 
     def close(self, wait: bool = True) -> None:
@@ -215,7 +223,10 @@ class Runs:
         q = self._queues[target]
         while (state := q.get()) is not None:
             with self._lock:
-                self._waiting[target].remove(state.id)
+                if state.id in self._waiting[target]:
+                    self._waiting[target].remove(state.id)
+            if state.ended.is_set():  # stopped while it waited
+                continue
             if state.stop.is_set():
                 state.finish("stopped", None, "stopped before it started")
                 continue
@@ -236,11 +247,11 @@ def execute(state: RunState, targets: Targets, store: ResultsDir) -> None:
         database = targets.database(job.target)
         results, document = _run(job, database, state.stop, observer)
     except DbloadError as exc:
-        state.finish("failed", None, str(exc).splitlines()[0])
+        state.finish("failed", None, redact(str(exc).strip()).splitlines()[0])
         return
     except Exception as exc:  # the server (and the target's queue) outlive a bug in one run
         traceback.print_exc()
-        state.finish("failed", None, f"internal error: {type(exc).__name__}: {exc}")
+        state.finish("failed", None, redact(f"internal error: {type(exc).__name__}: {exc}"))
         return
     save(state, store, results, document)
 
@@ -252,7 +263,8 @@ def save(
     cell did not succeed (its reason), else done."""
     problem = failure(results)
     state.summary = cell_summaries(Comparison.of(list(results)))
-    status: Status = "failed" if problem else "stopped" if state.stop.is_set() else "done"
+    interrupted = state.stop.is_set() or any(r.interrupted for r in results)
+    status: Status = "failed" if problem else "stopped" if interrupted else "done"
     try:
         store.save(state.id, document)
         state.saved = True

@@ -35,7 +35,9 @@ class _Server(uvicorn.Server):
             return
         self.signalled = sig
         if self._on_signal is not None:
-            self._on_signal()
+            # not here: a signal handler runs on the event loop's thread,
+            # which may hold the lock that stopping the runs takes
+            threading.Thread(target=self._on_signal, name="dbload-stopping").start()
         self.should_exit = True
 
 
