@@ -81,6 +81,9 @@ class LiveView:
             rows = conn.execute(_QUERY, (self._tag,)).fetchall()
         except psycopg.Error:
             return None
+        cpu_s = self._cpu({int(r["pid"]) for r in rows})  # a container's baseline too
+        if not rows:  # not connected yet, or already gone: nothing to say, not "idle"
+            return None
         waits = collections.Counter(
             f"{r['wait_event_type']}:{r['wait_event']}"
             for r in rows
@@ -93,12 +96,14 @@ class LiveView:
             waiting=waiting,
             idle=len(rows) - active,
             top_wait=waits.most_common(1)[0][0] if waits else None,
-            cpu_s=self._cpu({int(r["pid"]) for r in rows}),
+            cpu_s=cpu_s,
         )
 
     def _cpu(self, pids: set[int]) -> float | None:
-        """CPU seconds of ``pids`` since the last read (a container: the whole
-        server's); the first read only sets the baseline (0)."""
+        """CPU seconds of ``pids`` since the last read. A container's is the
+        whole server's, its first read only a baseline (0); a backend first
+        seen counts from its birth, for the view is made before the run's
+        connections open (and -C's are born inside the run)."""
         if self._clock is not None:
             now = self._clock.read()
             before, self._clock_before = self._clock_before, now
@@ -106,11 +111,7 @@ class LiveView:
         if self._postmaster is None:
             return None
         now_by_pid = {pid: s for pid, s in tree_cpu(self._postmaster).items() if pid in pids}
-        before_by_pid, self._cpu_before = self._cpu_before, now_by_pid
-        if before_by_pid is None:
-            return 0.0
-        # a backend first seen now was born inside the run (the baseline is
-        # read before its connections open; -C reconnects): all its CPU counts
+        before_by_pid, self._cpu_before = self._cpu_before or {}, now_by_pid
         return sum(s - before_by_pid.get(pid, 0.0) for pid, s in now_by_pid.items())
 
     def close(self) -> None:

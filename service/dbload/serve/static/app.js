@@ -199,7 +199,7 @@ function drawCells() {
     swatch.style.background = colour(i); // CSSOM, which the page's CSP allows (a style attribute it refuses)
     name.append(swatch, document.createTextNode(label(cell)));
     const backends = last.running === undefined || last.running === null ? "–" : `${last.running} / ${last.waiting} / ${last.idle}`;
-    const bound = el("td", { class: "why", title: last.why || "" }, last.bound ? `${last.bound}: ${last.why}` : "–");
+    const bound = el("td", { title: last.why || "" }, last.bound || "–");
     row.append(
       name, el("td", {}, cell.state),
       el("td", { class: "num" }, fmt(last.tps, 0)), el("td", { class: "num" }, fmt(last.p99_ms, 3)),
@@ -209,6 +209,12 @@ function drawCells() {
     );
     body.append(row);
   });
+  // the running cell's verdict, with its reason: what bounds it this second
+  const now = following.cells.findIndex((c) => c.state === "running");
+  const shown = now >= 0 ? now : following.cells.length - 1;
+  const cell = following.cells[shown];
+  const last = cell && cell.points[cell.points.length - 1];
+  $("explain").textContent = last ? `${label(cell)}, at ${fmt(last.t, 0)} s: ${last.bound} — ${last.why}` : "";
 }
 
 // -- the charts: one line per cell, x = seconds since the cell's start ------------------------
