@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 
 from serve_helpers import live_server, wait_for_end
 
-pytestmark = pytest.mark.slow  # ~20 s: a few hundred requests, and runs started and stopped
+pytestmark = pytest.mark.slow  # ~10 s: a few hundred requests, and runs started and stopped
 
 FUZZ = settings(
     max_examples=int(os.environ.get("DBLOAD_FUZZ_EXAMPLES", "40")),
@@ -76,12 +76,6 @@ CONFORMANCE: list[CheckFunction] = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-
-# Known bugs of service/dbload/serve/app.py, each with a test of its own
-# below (xfail until fixed). The fuzzing lets exactly these responses through
-# so that it keeps looking for others; once fixed they no longer occur.
-UNDOCUMENTED_404 = "the report pages' 404 (no saved run) is not in the schema"
-PARSE_ERROR = {"detail": "There was an error parsing the body"}  # FastAPI's, not an Error
 
 
 @pytest.fixture(scope="module")
@@ -125,32 +119,22 @@ def documented(schema: BaseSchema, case: AnyCase) -> set[str]:
     return set(raw[case.operation.method.lower()]["responses"])
 
 
-def known_bug(schema: BaseSchema, case: AnyCase, response: schemathesis.Response) -> str | None:
-    """Which known bug ``response`` is, if it is one (see the tests below)."""
-    if (
-        response.status_code == 404
-        and case.operation.path in ("/runs/{run_id}/report", "/report")
-        and "404" not in documented(schema, case)
-    ):
-        return UNDOCUMENTED_404
-    if (
-        response.status_code == 400
-        and response.text.startswith("{")
-        and response.json() == PARSE_ERROR
-    ):
-        return "a body that is not UTF-8 JSON gets FastAPI's own 400"
-    return None
-
-
 def call_and_check(
     schema: BaseSchema,
     client: httpx.Client,
     case: AnyCase,
-    checks: list[CheckFunction],
+    mode: GenerationMode,
     started: list[str],
 ) -> schemathesis.Response:
-    """The case's response, checked; a run it started is stopped first
-    (``started`` gets its id)."""
+    """The case's response, checked as its direction asks; a run it started
+    is stopped first (``started`` gets its id)."""
+    checks = list(CONFORMANCE)
+    if mode == GenerationMode.NEGATIVE:
+        checks.append(negative_data_rejection)
+    elif case.operation.label != START:
+        # not for runs: the schema cannot list the workload, mode and driver
+        # names check_request takes, so a made-up name's 400 is right
+        checks.append(positive_data_acceptance)
     response = case.call(timeout=30)
     if case.operation.label == START and response.status_code == 202:
         run_id = response.json()["id"]
@@ -159,8 +143,7 @@ def call_and_check(
         stop = client.post(f"/api/runs/{run_id}/stop")
         assert stop.status_code in (202, 409), stop.text  # 409: it has already ended
     assert response.status_code < 500, f"{response.status_code}: {case.as_curl_command()}"
-    if known_bug(schema, case, response) is None:
-        case.validate_response(response, checks=checks)
+    case.validate_response(response, checks=checks)
     return response
 
 
@@ -183,8 +166,7 @@ def test_requests_that_fit_the_schema_get_documented_answers(
     schema: BaseSchema, client: httpx.Client, label: str
 ) -> None:
     def check(case: AnyCase) -> None:
-        checks = [*CONFORMANCE, positive_data_acceptance]
-        response = call_and_check(schema, client, case, checks, [])
+        response = call_and_check(schema, client, case, GenerationMode.POSITIVE, [])
         if label in BY_ID:
             # ids the fuzzing makes up name no run: stop, view, events and
             # report say so (a 404), whatever characters the id has
@@ -198,13 +180,11 @@ def test_run_requests_that_fit_the_schema_start_or_are_refused(
 ) -> None:
     """Bodies of the right shape: accepted (202) or refused with one line
     (400 from check_request, 409, or 422 from the request model's own
-    checks, such as a DSN in a field). ``positive_data_acceptance`` is not
-    asked for: the schema cannot list the workload, mode and driver names
-    check_request accepts, so a made-up name's 400 is right."""
+    checks, such as a DSN in a field)."""
     started: list[str] = []
 
     def check(case: AnyCase) -> None:
-        response = call_and_check(schema, client, case, CONFORMANCE, started)
+        response = call_and_check(schema, client, case, GenerationMode.POSITIVE, started)
         assert response.status_code in (202, 400, 409, 422), case.as_curl_command()
 
     fuzz(operation(schema, START), GenerationMode.POSITIVE, check)
@@ -224,10 +204,10 @@ def test_requests_against_the_schema_are_refused(
     """Wrong types, missing or extra fields, bodies that are not JSON: a
     documented 4xx with its error line, never a run (the other operations have
     nothing to get wrong: no parameters, or a free-form string in the path)."""
-    started: list[str] = []  # negative_data_rejection fails the case; the run is stopped
+    started: list[str] = []  # none should be; call_and_check stops any at once
 
     def check(case: AnyCase) -> None:
-        call_and_check(schema, client, case, [*CONFORMANCE, negative_data_rejection], started)
+        call_and_check(schema, client, case, GenerationMode.NEGATIVE, started)
 
     fuzz(operation(schema, label), GenerationMode.NEGATIVE, check)
 
@@ -261,21 +241,15 @@ def test_stopping_an_ended_run_is_a_conflict(client: httpx.Client) -> None:
     assert "already ended" in again.json()["error"]
 
 
-# -- the known bugs (see the report); xfail until fixed -------------------------------------
+# -- bugs the fuzzing found, each kept as a test of its own ----------------------------
 
 
-@pytest.mark.xfail(reason=f"service bug: {UNDOCUMENTED_404}", strict=False)
 @pytest.mark.parametrize("path", ["/runs/{run_id}/report", "/report"])
 def test_the_report_pages_document_their_404(schema: BaseSchema, path: str) -> None:
     responses = schema.raw_schema["paths"][path]["get"]["responses"]
     assert "404" in responses, sorted(responses)
 
 
-@pytest.mark.xfail(
-    reason="service bug: FastAPI's 400 for a body it cannot decode is"
-    " {'detail': ...}, not the documented {'error': ...}",
-    strict=False,
-)
 def test_a_body_that_is_not_utf8_json_gets_an_error_line(client: httpx.Client) -> None:
     response = client.post(
         "/api/runs", content=b'{"mode": "\xff"}', headers={"Content-Type": "application/json"}
@@ -284,11 +258,19 @@ def test_a_body_that_is_not_utf8_json_gets_an_error_line(client: httpx.Client) -
     assert isinstance(response.json().get("error"), str), response.text
 
 
-@pytest.mark.xfail(
-    reason="bug: a rate the schema allows (1e-300 > 0) overflows the schedule"
-    " (modes/base.py, int(seconds * NS_PER_S)): the run fails with an internal error",
-    strict=False,
+@pytest.mark.parametrize(
+    "wrong",
+    [{"max_tries": True}, {"seed": "5"}, {"warmup": "0"}, {"concurrency": True}],
+    ids=["true-for-an-integer", "string-for-an-integer", "string-for-a-number", "true-clients"],
 )
+def test_a_field_of_the_wrong_type_is_refused(client: httpx.Client, wrong: dict[str, Any]) -> None:
+    body = {"mode": "sequential", "transactions": 5, **wrong}
+    response = client.post("/api/runs", json=body)
+    if response.status_code == 202:  # the bug: a real run, stopped (or already done)
+        client.post(f"/api/runs/{response.json()['id']}/stop")
+    assert response.status_code == 422, response.text
+
+
 def test_a_tiny_rate_is_refused_or_run(client: httpx.Client) -> None:
     body = {"mode": "async", "rate": 1e-300, "transactions": 1}
     started = client.post("/api/runs", json=body)
@@ -308,9 +290,7 @@ def test_a_tiny_rate_is_refused_or_run(client: httpx.Client) -> None:
 
 
 @pytest.fixture(scope="module")
-def token_schema(
-    seeded_dsn: str, server: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BaseSchema]:
+def token_schema(seeded_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]:
     results: Path = tmp_path_factory.mktemp("serve-schema-token")
     with live_server(seeded_dsn, results, token=TOKEN) as url:
         yield schemathesis.openapi.from_url(
@@ -318,22 +298,7 @@ def token_schema(
         )
 
 
-@pytest.mark.parametrize(
-    "label",
-    [
-        pytest.param(
-            label,
-            marks=pytest.mark.xfail(
-                reason="service bug: the report pages document their 401 as text/html;"
-                " the guard answers JSON",
-                strict=False,
-            ),
-        )
-        if label in ("GET /runs/{run_id}/report", DIFF)
-        else label
-        for label in OPERATIONS
-    ],
-)
+@pytest.mark.parametrize("label", OPERATIONS)
 def test_without_the_token_every_operation_is_a_documented_401(
     token_schema: BaseSchema, label: str
 ) -> None:

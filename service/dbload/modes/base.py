@@ -10,7 +10,6 @@ in ``dbload.modes.MODES``.
 
 from __future__ import annotations
 
-import math
 import random
 import re
 import subprocess
@@ -100,7 +99,7 @@ class Schedule:
         once the stages are over."""
         self._arrivals += self._draw(1.0) * self._workers
         seconds = self._seconds_at(self._arrivals)
-        if seconds == math.inf:
+        if not seconds < 1e9:  # inf, or a rate so low that the ns would overflow
             seconds = 1e9  # ~30 years: after every deadline, and still an int
         self.due_ns = self._start_ns + int(seconds * NS_PER_S)
         return self.due_ns

@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dbload import __version__
 from dbload.database.redact import redact
@@ -128,6 +129,11 @@ def _guard(app: FastAPI, settings: AppSettings) -> None:
 
 
 def _errors(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own (a body it cannot decode, 404, 405) in the API's shape
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the offending input is not echoed: it may be the DSN that was refused
@@ -154,7 +160,8 @@ def _pages(app: FastAPI, runs: Runs, settings: AppSettings) -> None:
         page = page.replace("{{accept_runs}}", "true" if settings.accept_runs else "false")
         return HTMLResponse(page, headers={"Content-Security-Policy": _CSP})
 
-    @app.get("/runs/{run_id}/report", response_class=HTMLResponse, tags=["reports"])
+    @app.get("/runs/{run_id}/report", response_class=HTMLResponse, tags=["reports"],
+             responses=_PAGE_RESPONSES)  # fmt: skip
     def report(run_id: str) -> HTMLResponse:
         """The finished run as ``--out``'s report.html."""
         from dbload.report.html import render_html  # matplotlib: only when a report is asked
@@ -164,7 +171,7 @@ def _pages(app: FastAPI, runs: Runs, settings: AppSettings) -> None:
             return HTMLResponse(_missing(run_id), 404)
         return HTMLResponse(render_html(saved.comparison))
 
-    @app.get("/report", response_class=HTMLResponse, tags=["reports"])
+    @app.get("/report", response_class=HTMLResponse, tags=["reports"], responses=_PAGE_RESPONSES)
     def diff(ids: list[str] = Query(min_length=1, max_length=20)) -> HTMLResponse:
         """``dbload report A B``: the runs side by side, tps and p99 deltas against the first."""
         from dbload.report.html import render_html
@@ -178,6 +185,15 @@ def _pages(app: FastAPI, runs: Runs, settings: AppSettings) -> None:
         names = [f"{run_id}.json" for run_id, s in loaded for _ in s.results]
         return HTMLResponse(render_html(comparison, deltas=True, sources=names))
 
+
+# the pages' own errors are HTML; the guard's 401 is JSON, whatever the route's class
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No saved run of that id", "content": {"text/html": {}}},
+    401: {
+        "description": "No or a wrong bearer token",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    },
+}
 
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
 

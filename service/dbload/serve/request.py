@@ -40,7 +40,7 @@ class RunRequest(BaseModel):
     """``POST /api/runs``. ``mode`` runs one cell (``dbload run``'s result);
     ``modes`` (default: all) a comparison (``dbload compare``'s)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # the schema's types, no coercion
 
     target: str | None = Field(None, description="A name of GET /api/targets; default: the first")
     workload: str = Field("select", description="A name of GET /api/workloads")

@@ -175,7 +175,10 @@ function setStatus(status, text) {
 
 function label(cell) {
   const driver = cell.driver ? ` ${cell.driver}` : "";
-  return `${cell.mode}${driver} c=${cell.concurrency}`;
+  // sequential holds one connection and runs the clients' streams in turn (as the report says)
+  const clients = cell.mode === "sequential" && cell.concurrency > 1
+    ? `c=1, ${cell.concurrency} streams` : `c=${cell.concurrency}`;
+  return `${cell.mode}${driver} ${clients}`;
 }
 
 function colour(index) {
@@ -191,8 +194,11 @@ function fmt(value, digits = 1) {
 function drawCells() {
   const body = $("cells").querySelector("tbody");
   body.replaceChildren();
+  const summary = (following.view && following.view.summary) || [];
   following.cells.forEach((cell, i) => {
-    const last = cell.points[cell.points.length - 1] || {};
+    // once ended, the cell's whole-run figures (the report's), not its last second
+    const whole = summary[i];
+    const last = whole ? { ...(cell.points[cell.points.length - 1] || {}), ...whole } : cell.points[cell.points.length - 1] || {};
     const row = el("tr", cell.state === "running" ? { class: "current" } : {});
     const name = el("td");
     const swatch = el("span", { class: "swatch" });
@@ -270,12 +276,17 @@ async function loadHistory() {
   } catch (error) {
     return;
   }
+  const keep = new Set(picked()); // the ticks outlive the refresh
   const body = $("runs").querySelector("tbody");
   body.replaceChildren();
   for (const run of runs) {
     const row = el("tr");
     const pick = el("td");
-    if (run.saved) pick.append(el("input", { type: "checkbox", name: "pick", value: run.id }));
+    if (run.saved) {
+      const box = el("input", { type: "checkbox", name: "pick", value: run.id });
+      box.checked = keep.has(run.id);
+      pick.append(box);
+    }
     const open = el("a", { href: `#run=${run.id}` }, run.id);
     open.addEventListener("click", (e) => {
       e.preventDefault();
