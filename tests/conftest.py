@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -35,6 +36,11 @@ from dbload.schema.seed import ensure_ready
 pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs a user's suite
 
 TEST_DB_PREFIX = "dbload_test_"
+
+# Hypothesis keeps a folder of its own (constants it read, examples) in the
+# working directory whatever a test's settings say: a temporary one instead,
+# so that a run leaves the work tree as it found it.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="dbload-hypothesis-"))
 
 # The suite's unreachable DSNs (port 1) must fail at once, not after the 30 s
 # a server still starting is given; tests/test_wait.py sets its own timeouts.
