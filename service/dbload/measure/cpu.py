@@ -52,7 +52,9 @@ class CpuUse:
 
 
 def tree_cpu(root: psutil.Process) -> dict[int, float]:
-    """CPU seconds of a process and its children, by pid."""
+    """CPU seconds of a process and its children, by pid; each counts the
+    children it has reaped too, so the sum never goes down when a child
+    (processes mode's worker) exits and is waited for."""
     out: dict[int, float] = {}
     try:
         procs = [root, *root.children(recursive=True)]
@@ -61,7 +63,7 @@ def tree_cpu(root: psutil.Process) -> dict[int, float]:
     for proc in procs:
         try:
             t = proc.cpu_times()
-            out[proc.pid] = t.user + t.system
+            out[proc.pid] = t.user + t.system + t.children_user + t.children_system
         except psutil.Error:
             continue
     return out

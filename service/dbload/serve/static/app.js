@@ -197,8 +197,12 @@ function drawCells() {
   const summary = (following.view && following.view.summary) || [];
   following.cells.forEach((cell, i) => {
     // once ended, the cell's whole-run figures (the report's), not its last second
+    // a finished cell's last second often ends after its connections closed
+    // (no server figures): its last second that has them stands for it
+    const seen = cell.points.filter((p) => cell.state !== "done" || p.server_cpu_pct !== null);
+    const latest = seen[seen.length - 1] || cell.points[cell.points.length - 1] || {};
     const whole = summary[i];
-    const last = whole ? { ...(cell.points[cell.points.length - 1] || {}), ...whole } : cell.points[cell.points.length - 1] || {};
+    const last = whole ? { ...latest, ...whole } : latest;
     const row = el("tr", cell.state === "running" ? { class: "current" } : {});
     const name = el("td");
     const swatch = el("span", { class: "swatch" });
