@@ -25,6 +25,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
+    Request,
     expect,
     sync_playwright,
 )
@@ -75,9 +76,16 @@ def client(server: str) -> Iterator[httpx.Client]:
 
 class Errors(list[str]):
     """The console errors and uncaught exceptions of every page of a context
-    (report popups included), as ``type: text`` lines."""
+    (report popups included), as ``type: text`` lines; and every request to
+    anywhere but the server (the page ships all it runs: no CDN)."""
 
-    def watch(self, context: BrowserContext) -> BrowserContext:
+    def watch(self, context: BrowserContext, server: str) -> BrowserContext:
+        def request(sent: Request) -> None:
+            if not sent.url.startswith((f"{server}/", "data:", "about:")):
+                self.append(f"request elsewhere: {sent.url}")
+
+        context.on("request", request)
+
         def console(message: ConsoleMessage) -> None:
             if message.type == "error":  # a failed fetch of the page's is one too
                 self.append(f"console: {message.text} ({message.location.get('url')})")
@@ -101,7 +109,7 @@ def errors() -> Errors:
 @pytest.fixture
 def context(browser: Browser, errors: Errors, server: str) -> Iterator[BrowserContext]:
     # after the server: closed before it, so the server never waits on an open page
-    opened = errors.watch(new_context(browser))
+    opened = errors.watch(new_context(browser), server)
     yield opened
     opened.close()
 
@@ -167,19 +175,21 @@ def test_the_error_watch_sees_script_errors(browser: Browser) -> None:
     """The watch every test relies on: a console.error, a thrown error and a
     rejected promise are all seen (else "no errors" would prove nothing)."""
     errors = Errors()
-    context = errors.watch(new_context(browser))
+    context = errors.watch(new_context(browser), "http://127.0.0.1:9")
     try:
         page = context.new_page()
         page.set_content(
             "<script>console.error('logged'); Promise.reject(new Error('rejected'));"
             " setTimeout(() => { throw new Error('thrown'); }, 10);</script>"
+            '<img src="http://cdn.invalid/chart.js">'
         )
         with pytest.raises(AssertionError):
             errors.assert_none(page)
     finally:
         context.close()
-    assert errors[0].startswith("console: logged")
+    assert any(line.startswith("console: logged") for line in errors)
     assert {"pageerror: rejected", "pageerror: thrown"} <= set(errors)
+    assert "request elsewhere: http://cdn.invalid/chart.js" in errors
 
 
 def test_a_run_from_the_page_charts_live_stops_and_links_its_report(
@@ -287,7 +297,7 @@ def test_a_browser_closed_mid_run_leaves_the_run_going(
     # a browser of its own: closing it is the point
     browser = launch(playwright)
     errors = Errors()
-    context = errors.watch(new_context(browser))
+    context = errors.watch(new_context(browser), server)
     try:
         page = open_page(context, server)
         fill_form(page, ("sequential",), duration=6, concurrency=2)

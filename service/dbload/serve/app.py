@@ -1,5 +1,5 @@
 """The HTTP face of a server's runs: the page, its JSON API (OpenAPI at
-``/openapi.json``, docs at ``/docs``), Server-Sent Events and the reports.
+``/openapi.json``), Server-Sent Events and the reports.
 
 FastAPI rather than bare Starlette: the request body is a pydantic model,
 so validation errors are 4xx with the field named, and the OpenAPI schema
@@ -75,8 +75,11 @@ def create_app(runs: Runs, settings: AppSettings) -> FastAPI:
         description="Start, watch, stop and keep dbload runs. A request names a target"
         " (GET /api/targets) and never carries a DSN.",
         responses=_ERRORS,
+        # FastAPI's /docs and /redoc load their scripts from a CDN: none here
+        # (the page ships everything it runs); the schema is /openapi.json
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.runs = runs
     _guard(app, settings)
     _errors(app)
     _pages(app, runs, settings)

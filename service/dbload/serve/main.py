@@ -30,7 +30,7 @@ def serve(config: ServeConfig, say: Callable[[str], None]) -> int:
     runs = Runs(targets, store)
     app = create_app(runs, AppSettings(config.token, config.workloads_dir))
     sock = bind(config.host, config.port)
-    say(f"dbload serve: {url_of(sock)}  (API docs: {url_of(sock)}/docs)")
+    say(f"dbload serve: {url_of(sock)}  (API schema: {url_of(sock)}/openapi.json)")
     for name in targets.names():
         info = targets.info(name)
         where = info.url or "resolved at the first run (embedded when nothing else is set)"
