@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from dbload.serve.app import AppSettings, create_app
 from dbload.serve.config import TargetSpec
@@ -24,6 +25,18 @@ from dbload.serve.targets import Targets
 
 
 @contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` under a real uvicorn on a free loopback port; its base URL.
+    The socket listens before uvicorn's thread starts: no wait for readiness."""
+    sock = bind("127.0.0.1", 0)
+    try:
+        with serving_in_background(app, sock):
+            yield url_of(sock)
+    finally:
+        sock.close()
+
+
+@contextmanager
 def live_server(dsn: str, results_dir: Path, **settings: Any) -> Iterator[str]:
     """The base URL of a server with one target, ``main`` on ``dsn``, saving to
     ``results_dir``; ``settings`` are :class:`AppSettings`' fields. On exit its
@@ -31,15 +44,13 @@ def live_server(dsn: str, results_dir: Path, **settings: Any) -> Iterator[str]:
     targets = Targets((TargetSpec("main", dsn),))
     runs = Runs(targets, ResultsDir(results_dir))
     app = create_app(runs, AppSettings(**settings))
-    sock = bind("127.0.0.1", 0)
     try:
-        with serving_in_background(app, sock):
-            yield url_of(sock)
+        with serving(app) as url:
+            yield url
     finally:
         # runs first: their threads hold the target's database until they end
         runs.close()
         targets.close()
-        sock.close()
 
 
 def wait_for_end(client: httpx.Client, run_id: str, timeout: float = 60.0) -> dict[str, Any]:

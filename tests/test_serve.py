@@ -30,16 +30,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from dbload.serve import runs as runs_module
 from dbload.serve.app import AppSettings, create_app
 from dbload.serve.config import DEFAULT_PORT, TargetSpec
 from dbload.serve.request import RunRequest, check_request
 from dbload.serve.runs import ENDED, Runs
-from dbload.serve.server import bind, serving_in_background, url_of
 from dbload.serve.store import ResultsDir
 from dbload.serve.targets import Targets
+from serve_helpers import serving
 from test_cli import _cli
 
 # a read-only script of the server's --workloads folder: runs leave the data as it was
@@ -61,18 +60,6 @@ class Served:
     runs: Runs
     results: Path
     client: httpx.Client
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """``app`` under a real uvicorn on a free loopback port; its base URL.
-    The socket listens before uvicorn's thread starts: no wait for readiness."""
-    sock = bind("127.0.0.1", 0)
-    try:
-        with serving_in_background(app, sock):
-            yield url_of(sock)
-    finally:
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -421,11 +408,17 @@ def test_a_stopped_run_keeps_and_saves_its_partial_result(server: Served) -> Non
     one_line_error(server.client.post(f"/api/runs/{started['id']}/stop"), 409, "ended")
 
 
+def started_ahead(client: httpx.Client, duration: float) -> dict[str, Any]:
+    """A run on ``main`` that has left the queue: the next one waits behind it."""
+    ahead = start(client, mode="async", concurrency=2, duration=duration)
+    wait_for(client, ahead["id"], lambda v: v["status"] != "queued", 30, "the first run's start")
+    return ahead
+
+
 @pytest.mark.slow
 def test_runs_queue_per_target_and_another_target_is_not_held_up(server: Served) -> None:
     client = server.client
-    first = start(client, mode="async", concurrency=2, duration=4)
-    wait_for(client, first["id"], lambda v: v["status"] != "queued", 30, "the first run's start")
+    first = started_ahead(client, duration=4)
     second = start(client, mode="async", concurrency=2, duration=1)
     assert (second["status"], second["queue_position"]) == ("queued", 0)
     elsewhere = start(client, target="other", mode="async", concurrency=2, duration=1)
@@ -567,8 +560,7 @@ def test_stopping_a_queued_run_drops_it_at_once(server: Served) -> None:
     # "a queued run is dropped": it must not wait, shown as queued, for the
     # run ahead of it to end before it says it is stopped
     client = server.client
-    ahead = start(client, mode="async", concurrency=2, duration=30)
-    wait_for(client, ahead["id"], lambda v: v["status"] != "queued", 30, "the first run's start")
+    ahead = started_ahead(client, duration=30)
     behind = start(client, mode="async", concurrency=2, transactions=20)
     assert behind["status"] == "queued"
     assert client.post(f"/api/runs/{behind['id']}/stop").status_code == 202
