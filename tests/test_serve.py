@@ -756,11 +756,13 @@ def test_ctrl_c_stops_the_server_and_saves_the_running_runs_partial_result(
 
 
 @contextmanager
-def dashboard_run(seeded_dsn: str, tmp_path: Path, seconds: float) -> Iterator[tuple[Child, str]]:
+def dashboard_run(
+    seeded_dsn: str, tmp_path: Path, seconds: float, *more: str
+) -> Iterator[tuple[Child, str]]:
     """``dbload run --dashboard PORT -T seconds``; the child and the page's base URL."""
     port = free_port()
     args = [*DBLOAD, "run", "--dashboard", str(port), "-T", str(seconds), "--dsn", seeded_dsn,
-            "-m", "async", "-c", "2"]  # fmt: skip
+            "-m", "async", "-c", "2", *more]  # fmt: skip
     with child(args, child_env(tmp_path)) as proc:
         found = proc.line(r"dashboard: (http://127\.0\.0\.1:\d+)/#run=(\S+)")
         assert found.group(1) == f"http://127.0.0.1:{port}"
@@ -844,3 +846,22 @@ def test_the_dashboards_stop_stops_the_cli_run_as_ctrl_c_would(
     kept = dashboard_saved(tmp_path)
     assert len(kept) == 1
     assert kept[0]["interrupted"] is True and kept[0]["duration_s"] < 3.5
+
+
+@pytest.mark.slow
+def test_dashboard_keep_keeps_the_page_after_the_run_until_ctrl_c(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    with dashboard_run(seeded_dsn, tmp_path, 1, "--dashboard-keep") as (proc, url):
+        proc.line(r"the dashboard stays up")  # printed once the run has ended
+        assert "tps" in "".join(proc.out)  # its report already printed
+        with httpx.Client(base_url=url, timeout=30) as client:
+            (kept,) = client.get("/api/runs").json()
+            assert kept["status"] == "done" and kept["saved"] is True
+            assert client.get(f"/runs/{kept['id']}/report").status_code == 200
+        proc.proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 130, proc.stderr
+    assert "Traceback" not in proc.stderr
+    # the report came before the page stayed up, not after the Ctrl-C
+    assert proc.out and "tps" in "".join(proc.out)

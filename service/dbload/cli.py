@@ -789,16 +789,16 @@ def run(
         )  # fmt: skip
         if dashboard:
             board.finish(result)
-            if dashboard_keep and not caught:
-                caught.append(wait_for_interrupt(lambda m: chatter.print(f"[dim]{m}[/]")))
-    verdicts = judge(thresholds, result)
-    console_report.print_run(out, result, verdicts)
-    outputs.write(
-        chatter,
-        json=lambda: json_text(to_dict(result, verdicts)),
-        junit=lambda: junit_run(result, verdicts),
-        csv=lambda: series_csv(result),
-    )
+        verdicts = judge(thresholds, result)
+        console_report.print_run(out, result, verdicts)
+        outputs.write(
+            chatter,
+            json=lambda: json_text(to_dict(result, verdicts)),
+            junit=lambda: junit_run(result, verdicts),
+            csv=lambda: series_csv(result),
+        )
+        if dashboard and dashboard_keep and not caught:  # the report first, then the page stays
+            caught.append(wait_for_interrupt(lambda m: chatter.print(f"[dim]{m}[/]")))
     if dashboard and stop.is_set() and not caught and not result.aborted:
         # the page's Stop is a Ctrl-C from the browser
         raise typer.Exit(_fail("stopped from the dashboard; partial result reported", 130))
