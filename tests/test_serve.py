@@ -38,7 +38,7 @@ from dbload.serve.request import RunRequest, check_request
 from dbload.serve.runs import ENDED, Runs
 from dbload.serve.store import ResultsDir
 from dbload.serve.targets import Targets
-from serve_helpers import serving
+from serve_helpers import live_server, serving
 from test_cli import _cli
 
 # a read-only script of the server's --workloads folder: runs leave the data as it was
@@ -865,3 +865,16 @@ def test_dashboard_keep_keeps_the_page_after_the_run_until_ctrl_c(
     assert "Traceback" not in proc.stderr
     # the report came before the page stayed up, not after the Ctrl-C
     assert proc.out and "tps" in "".join(proc.out)
+
+
+def test_a_target_that_does_not_answer_fails_its_run_in_one_line(tmp_path: Path) -> None:
+    # port 1: nothing listens; the suite's DBLOAD_CONNECT_TIMEOUT=0 makes it fail at once
+    dsn = "postgresql://postgres:secret@127.0.0.1:1/nowhere"
+    with live_server(dsn, tmp_path) as url, httpx.Client(base_url=url, timeout=30) as client:
+        started = start(client, mode="async", concurrency=2, transactions=10)
+        view = ended(client, started["id"], timeout=30)
+        listed = client.get("/api/targets").text
+    assert view["status"] == "failed" and view["result"] is None
+    assert view["error"] and "\n" not in view["error"] and "127.0.0.1" in view["error"]
+    assert "secret" not in view["error"] and "secret" not in listed
+    assert not list(tmp_path.glob("*.json"))  # nothing saved that looks like a run
