@@ -878,3 +878,25 @@ def test_a_target_that_does_not_answer_fails_its_run_in_one_line(tmp_path: Path)
     assert view["error"] and "\n" not in view["error"] and "127.0.0.1" in view["error"]
     assert "secret" not in view["error"] and "secret" not in listed
     assert not list(tmp_path.glob("*.json"))  # nothing saved that looks like a run
+
+
+@pytest.mark.slow
+def test_a_dashboard_port_taken_or_out_of_range_is_one_line(
+    seeded_dsn: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for given, says in ((str(busy), "already in use"), ("70000", "0 to 65535")):
+            done = subprocess.run(
+                [*DBLOAD, "run", "--dashboard", given, "-T", "1", "--dsn", seeded_dsn],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=child_env(tmp_path),
+                check=False,
+            )
+            assert done.returncode == 2, done.stderr
+            (line,) = done.stderr.strip().splitlines()
+            assert line.startswith(f"dbload: error: --dashboard {given}") and says in line

@@ -78,9 +78,9 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def check_port(port: int) -> int:
+def check_port(port: int, option: str = "--port") -> int:
     if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port}: a TCP port is 0 to 65535 (0: any free one)")
+        raise UsageError(f"{option} {port}: a TCP port is 0 to 65535 (0: any free one)")
     return port
 
 

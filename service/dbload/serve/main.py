@@ -72,14 +72,14 @@ def open_dashboard(
 ) -> Iterator[Dashboard]:
     """``run --dashboard``: the live page on ``port`` for the run about to
     start; its Stop stops the CLI's run (``stop``), as Ctrl-C would."""
-    check_port(port)
+    check_port(port, "--dashboard")
     store = ResultsDir(config.results_dir)
     runs = Runs(Targets(config.targets), store)
     cell = Cell(options.mode, options.driver, options.concurrency)
     job = Job("cli", "run", options.workload.name, None, (), (cell,), Options())
     state = runs.adopt(job, stop)
     observer = LiveObserver(state.cell_began, state.add_point, state.set_database)
-    sock = bind(config.host, port)
+    sock = bind(config.host, port, "--dashboard")
     app = create_app(runs, AppSettings(workloads_dir=None, accept_runs=False))
     with serving_in_background(app, sock):
         say(f"dashboard: {url_of(sock)}/#run={state.id}")

@@ -41,7 +41,7 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
     """The listening socket, or one line saying why not (port 0: any free one)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -55,7 +55,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise UsageError(f"--port {port} on {host}: {why}") from None
+        raise UsageError(f"{option} {port} on {host}: {why}") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
