@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from dbload.api import Options
 from dbload.errors import DbloadError, UsageError
+from dbload.serve import runs as runs_module
 from dbload.serve.app import strict_json
 from dbload.serve.config import TargetSpec, check_bind, is_loopback, parse_targets
+from dbload.serve.live import Point
 from dbload.serve.request import OPTION_FIELDS, RunRequest, check_request, workloads
 from dbload.serve.store import valid_id
 
@@ -148,3 +150,17 @@ def test_api_json_has_no_nan() -> None:
     assert strict_json({"a": [float("nan"), 1.0, {"b": float("inf")}]}) == {
         "a": [None, 1.0, {"b": None}]
     }
+
+
+def test_a_late_reader_gets_the_last_hour_then_every_new_point() -> None:
+    job = check_request(RunRequest.model_validate({"mode": "async"}), "main", None)
+    state = runs_module.RunState("r1", job)
+    point = Point(1.0, 1.0, 1.0, 0, 1.0, None, None, None, None, None, "unknown", "")
+    for _ in range(runs_module.REPLAY_POINTS + 10):
+        state.add_point(0, point)
+    sent = [0]
+    first = state.view(sent)["cells"][0]
+    assert (first["points_from"], len(first["points"])) == (10, runs_module.REPLAY_POINTS)
+    state.add_point(0, point)
+    again = state.view(sent)["cells"][0]
+    assert (again["points_from"], len(again["points"])) == (runs_module.REPLAY_POINTS + 10, 1)

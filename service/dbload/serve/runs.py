@@ -30,6 +30,10 @@ from dbload.serve.request import Job
 from dbload.serve.store import ResultsDir, cell_summaries, new_id
 from dbload.serve.targets import Targets
 
+# a day-long run is 86,400 points a cell: a page opened late gets the last
+# hour of each (the whole series is in the result, once the run has ended)
+REPLAY_POINTS = 3600
+
 Status = Literal["queued", "preparing", "running", "done", "stopped", "failed"]
 ENDED: frozenset[str] = frozenset({"done", "stopped", "failed"})
 
@@ -100,12 +104,15 @@ class RunState:
 
     def view(self, sent: list[int] | None = None, position: int | None = None) -> dict[str, Any]:
         """The run now. ``sent[i]``: cell i's points the reader has (updated
-        in place); only the points after those are included, each cell
-        saying from which point on (``points_from``)."""
+        in place); only the points after those are included (on a first
+        look, at most the last REPLAY_POINTS), each cell saying from which
+        point on (``points_from``)."""
         with self.lock:
             cells = []
             for i, cell in enumerate(self.cells):
                 start = 0 if sent is None else sent[i]
+                if start == 0:  # a reader's first look: the last hour at most
+                    start = max(0, len(cell.points) - REPLAY_POINTS)
                 cells.append(
                     {
                         "mode": cell.mode,
