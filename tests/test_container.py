@@ -73,10 +73,22 @@ def image(docker_engine: None) -> str:
 
 
 def owned_by(pid: int) -> list[Any]:
-    """The containers (running or not) whose owner label is ``pid``."""
+    """The containers (running or not) whose owner label is ``pid``.
+
+    docker-py lists ids, then inspects each: one removed in between (the
+    cleanup under test at work) is a NotFound, and listing again is right."""
+    import docker.errors
+
     client = _client()
     try:
-        return list(client.containers.list(all=True, filters={"label": f"{LABEL_PID}={pid}"}))
+        for _ in range(20):
+            try:
+                return list(
+                    client.containers.list(all=True, filters={"label": f"{LABEL_PID}={pid}"})
+                )
+            except docker.errors.NotFound:
+                time.sleep(0.05)
+        raise AssertionError(f"the containers of pid {pid} kept vanishing while listed")
     finally:
         client.close()
 
