@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sys
 
+from dbload.ctrl_c import keep_ctrl_c_out_of_imports
 from dbload.database.redact import hide_password_in_title
 
 
 def main() -> int:
     hide_password_in_title(None)
+    keep_ctrl_c_out_of_imports()  # before the imports: a Ctrl-C in them must not be lost
     try:
         from dbload.cli import main as cli_main
     except KeyboardInterrupt:  # Ctrl-C while the imports load: no traceback

@@ -34,6 +34,7 @@ from dbload.api import (
 from dbload.api import compare as run_compare
 from dbload.capacity import Step, parse_slo, search, search_options
 from dbload.config import Plan, check_progress, connection_dsn, parse_sweep, resolve_builtin
+from dbload.ctrl_c import keep_ctrl_c_out_of_imports
 from dbload.database import embedded
 from dbload.database.container import Terminated
 from dbload.database.redact import hide_password_in_title, redact
@@ -1424,8 +1425,11 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and exits with) the process exit code."""
     hide_password_in_title(argv)
-    command = typer.main.get_command(app)
+    keep_ctrl_c_out_of_imports()
     try:
+        # inside: building the command evaluates every option's annotation
+        # (~0.3 s), where a Ctrl-C must be one line too
+        command = typer.main.get_command(app)
         # Without standalone mode Typer returns the code of a typer.Exit and
         # raises its usage errors, which we print as one line, not a panel.
         args = dashboard_port_argument(sys.argv[1:] if argv is None else argv)
