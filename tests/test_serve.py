@@ -265,6 +265,18 @@ def child_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def dbload_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dbload ARGS`` as a user runs it, to its end, in the children's environment."""
+    return subprocess.run(
+        [*DBLOAD, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(tmp_path),
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -687,14 +699,7 @@ def test_a_rebound_host_name_is_refused(server: Served) -> None:
 def test_serve_refuses_bad_options_in_one_line(
     tmp_path: Path, args: list[str], needle: str
 ) -> None:
-    done = subprocess.run(
-        [*DBLOAD, "serve", *args, "--results", str(tmp_path / "results")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=child_env(tmp_path),
-        check=False,
-    )
+    done = dbload_cli(tmp_path, "serve", *args, "--results", str(tmp_path / "results"))
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -816,14 +821,7 @@ def test_dashboard_without_a_port_uses_the_default_one(
         pytest.skip(f"port {DEFAULT_PORT} is taken on this machine")
     rest = ["-T", "1", "--dsn", seeded_dsn, "-m", "async", "-c", "2"]
     args = ["--dashboard", *rest] if where == "before-other-options" else [*rest, "--dashboard"]
-    done = subprocess.run(
-        [*DBLOAD, "run", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=child_env(tmp_path),
-        check=False,
-    )
+    done = dbload_cli(tmp_path, "run", *args)
     assert done.returncode == 0, done.stderr
     assert f"dashboard: http://127.0.0.1:{DEFAULT_PORT}/#run=" in done.stderr
 
@@ -889,14 +887,7 @@ def test_a_dashboard_port_taken_or_out_of_range_is_one_line(
         taken.listen()
         busy = taken.getsockname()[1]
         for given, says in ((str(busy), "already in use"), ("70000", "0 to 65535")):
-            done = subprocess.run(
-                [*DBLOAD, "run", "--dashboard", given, "-T", "1", "--dsn", seeded_dsn],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                env=child_env(tmp_path),
-                check=False,
-            )
+            done = dbload_cli(tmp_path, "run", "--dashboard", given, "-T", "1", "--dsn", seeded_dsn)
             assert done.returncode == 2, done.stderr
             (line,) = done.stderr.strip().splitlines()
             assert line.startswith(f"dbload: error: --dashboard {given}") and says in line
