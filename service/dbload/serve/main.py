@@ -49,14 +49,13 @@ def serve(config: ServeConfig, say: Callable[[str], None]) -> int:
     return 128 + caught
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """The page of one CLI run: its observer, and what to do with its result."""
 
     observer: Observer
     state: RunState
     store: ResultsDir
-    url: str
 
     def finish(self, result: Result) -> None:
         save(self.state, self.store, (result,), to_dict(result))
@@ -83,7 +82,7 @@ def open_dashboard(
     app = create_app(runs, AppSettings(workloads_dir=None, accept_runs=False))
     with serving_in_background(app, sock):
         say(f"dashboard: {url_of(sock)}/#run={state.id}")
-        yield Dashboard(observer, state, store, url_of(sock))
+        yield Dashboard(observer, state, store)
 
 
 def wait_for_interrupt(say: Callable[[str], None]) -> int:
