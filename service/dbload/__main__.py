@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from dbload.ctrl_c import keep_ctrl_c_out_of_imports
+from dbload.ctrl_c import ignore_ctrl_c_while_exiting, keep_ctrl_c_out_of_imports
 from dbload.database.redact import hide_password_in_title
 
 
@@ -19,6 +19,7 @@ def main() -> int:
         from dbload.cli import main as cli_main
     except KeyboardInterrupt:  # Ctrl-C while the imports load: no traceback
         print("dbload: error: interrupted", file=sys.stderr)
+        ignore_ctrl_c_while_exiting()
         sys.exit(130)
     return cli_main()
 

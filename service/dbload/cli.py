@@ -34,7 +34,7 @@ from dbload.api import (
 from dbload.api import compare as run_compare
 from dbload.capacity import Step, parse_slo, search, search_options
 from dbload.config import Plan, check_progress, connection_dsn, parse_sweep, resolve_builtin
-from dbload.ctrl_c import keep_ctrl_c_out_of_imports
+from dbload.ctrl_c import ignore_ctrl_c_while_exiting, keep_ctrl_c_out_of_imports
 from dbload.database import embedded
 from dbload.database.container import Terminated
 from dbload.database.redact import hide_password_in_title, redact
@@ -1478,5 +1478,6 @@ def dashboard_port_argument(argv: list[str]) -> list[str]:
 
 def _exit_code(code: int, argv: list[str] | None) -> int:
     if argv is None:
+        ignore_ctrl_c_while_exiting()
         sys.exit(code)
     return code

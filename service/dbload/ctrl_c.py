@@ -6,6 +6,11 @@ importlib's module locks, where Python prints "Exception ignored" with a
 traceback and drops the exception: the Ctrl-C is lost and the run goes on.
 The handler here raises it too, but not in that callback: there it sends
 the signal again a moment later.
+
+Once the exit code is decided, Ctrl-C is ignored: Python gives SIGINT back
+its default action while it finalizes, so a Ctrl-C then (a second one just
+as the grace period ends the run, say) would kill the process with the
+signal instead of the code and message already printed.
 """
 
 from __future__ import annotations
@@ -33,3 +38,9 @@ def keep_ctrl_c_out_of_imports() -> None:
     someone else's handler is in place."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt)
+
+
+def ignore_ctrl_c_while_exiting() -> None:
+    """From here the process only exits, with a code already decided and
+    reported; SIGTERM still ends it, should its finalizers hang."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
