@@ -27,7 +27,7 @@ from dbload.database import embedded
 from dbload.database.resolve import Database
 from dbload.drivers.asyncpg_dsn import connect_kwargs
 from dbload.errors import DatabaseError, UsageError, WorkloadError
-from dbload.measure.recorder import Recorder
+from dbload.measure.recorder import Recorder, without_sliver
 from dbload.measure.result import Result
 from dbload.modes import MODES, get_executor
 from dbload.schema.seed import ensure_ready
@@ -347,7 +347,7 @@ def test_killed_connections_are_counted_and_the_run_goes_on(
     # admin_shutdown, or a class 08 connection exception, depending on the driver
     assert all(code == "57P01" or code.startswith("08") for code in result.errors)
     # the workers reconnected: transactions succeeded in the last interval
-    assert result.series[-1].transactions > 0
+    assert without_sliver(result.series)[-1].transactions > 0
     assert result.ok > 0
 
 
@@ -856,7 +856,7 @@ def test_a_reconnect_closes_what_it_replaces(
     result = run_on(_db(dsn), 1, options)
     timer.join()
     assert_ran_on(result, driver)
-    assert result.failed >= 1 and result.series[-1].transactions > 0
+    assert result.failed >= 1 and without_sliver(result.series)[-1].transactions > 0
     assert counts and 0 < counts[0] <= 20, counts
 
 

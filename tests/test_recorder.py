@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from dbload.measure.merge import DeltaTaker, merge_into
-from dbload.measure.recorder import Recorder
+from dbload.measure.recorder import Interval, Recorder, without_sliver
 from dbload.measure.result import script_stats
 from dbload.report.pgbench_log import LogSpec
 
@@ -101,3 +101,19 @@ def test_skips_count_per_run_not_per_script() -> None:
     recorder.finish()
     assert recorder.skipped == 1 and recorder.script_ok == [0, 0]
     assert time.perf_counter_ns() >= recorder.ended_ns
+
+
+def _series(*points: tuple[float, int]) -> tuple[Interval, ...]:
+    return tuple(Interval(t=t, transactions=n, errors=0, p99_ms=1.0) for t, n in points)
+
+
+def test_a_last_sliver_is_left_out_of_the_rate_series() -> None:
+    """A run that ends 1 ms past its last whole second (a worker finishing
+    late) has no rate in that ms: the series to judge its end by stops at
+    the whole second."""
+    sliver = _series((1.0, 100), (2.0, 110), (2.001, 0))
+    assert without_sliver(sliver) == sliver[:2]
+    half = _series((1.0, 100), (2.0, 110), (2.5, 55))
+    assert without_sliver(half) == half
+    assert without_sliver(_series((0.3, 30))) == _series((0.3, 30))
+    assert without_sliver(()) == ()

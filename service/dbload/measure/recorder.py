@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 from dbload.measure.histogram import BucketIndex, new_histogram, percentile_of_counts
@@ -31,6 +32,8 @@ DRAIN_MIN = 4
 # otherwise end the series with a point of a few in-flight transactions
 # whose ``t``, rounded to the millisecond, is the tick's own.
 ROLL_SLACK_NS = 1_000_000
+# a last interval shorter than this share of the longest before it is a sliver
+PARTIAL_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,25 @@ class Interval:
     transactions: int
     errors: int
     p99_ms: float
+
+
+def without_sliver(series: Sequence[Interval]) -> Sequence[Interval]:
+    """The series without a last interval shorter than half the others.
+
+    A run's last interval ends when the run does, often a few ms past its
+    last whole one (workers end the transactions in flight, processes send
+    their last figures): what ended in those ms, often nothing, is no rate
+    to draw or to judge the run's end by. From half an interval on it is an
+    estimate as good as the others and stays. Its transactions still count
+    in the run's totals; only the rate series leaves it out.
+    """
+    if len(series) < 2:
+        return series
+    ends = [0.0, *(point.t for point in series)]
+    spans = [end - start for start, end in pairwise(ends)]
+    if spans[-1] < PARTIAL_SHARE * max(spans[:-1]):
+        return series[:-1]
+    return series
 
 
 class TransactionSink(Protocol):

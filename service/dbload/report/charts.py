@@ -33,6 +33,7 @@ from dbload.measure.comparison import (
     shows_drivers,
 )
 from dbload.measure.histogram import decode
+from dbload.measure.recorder import without_sliver
 from dbload.measure.result import Result
 from dbload.report.files import write_folder
 
@@ -59,8 +60,6 @@ _RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 # More curves than this on one plot are unreadable: a sweep shows each
 # mode's run at its highest concurrency only.
 MAX_CURVES = 8
-# a final interval shorter than this share of a full one is not charted
-PARTIAL_SHARE = 0.5
 
 # Any keys: matplotlib types them as a Literal of every rc name, by version.
 _RC: dict[Any, Any] = {
@@ -437,24 +436,15 @@ def timeline_chart(comparison: Comparison) -> Figure:
 
 
 def interval_rates(result: Result) -> list[tuple[float, float]]:
-    """(end of interval s, tps) per series point, without a final sliver.
-
-    The series' last interval ends when the run does, so it may be short.
-    Shorter than half a full interval, it is left out: its rate is a few
-    completions over a few ms (10 transactions in 0.02 s read as 500 tps)
-    and would set the chart's scale. From half an interval on it is drawn
-    at its true rate, an estimate as good as the others, so a 1.6 s run
-    keeps its last 0.6 s. Its transactions still count in the run's tps.
-    """
-    points, spans, previous = [], [], 0.0
-    for point in result.series:
+    """(end of interval s, tps) per series point, without a final sliver
+    (``without_sliver``): 10 transactions in a last 0.02 s would read as
+    500 tps and set the chart's scale. A 1.6 s run keeps its last 0.6 s."""
+    points, previous = [], 0.0
+    for point in without_sliver(result.series):
         span = point.t - previous
         if span > 0:
             points.append((point.t, point.transactions / span))
-            spans.append(span)
         previous = point.t
-    if len(spans) > 1 and spans[-1] < PARTIAL_SHARE * max(spans[:-1]):
-        return points[:-1]
     return points
 
 
