@@ -10,6 +10,7 @@ import pytest
 from dbload.api import prepare_options, run_on
 from dbload.database.resolve import Database
 from dbload.errors import UsageError
+from dbload.measure.recorder import without_sliver
 from dbload.measure.result import Result
 from dbload.report.json_ import to_dict, write_json
 from dbload.report.load import load_result
@@ -136,7 +137,8 @@ def test_stages_ramp_the_rate(seeded_dsn: str, mode: str, driver: str) -> None:
     assert_ran_on(result, driver)
     assert result.stages is not None and result.rate == 600
     assert result.planned_duration_s == 2
-    counts = [interval.transactions for interval in result.series]
+    # a run ending over 1 ms past its deadline (a busy machine) adds a sliver
+    counts = [interval.transactions for interval in without_sliver(result.series)]
     assert len(counts) == 2, counts
     for got, want in zip(counts, [150, 450], strict=True):
         assert abs(got - want) < 5 * want**0.5, counts
