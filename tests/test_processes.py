@@ -571,8 +571,8 @@ def test_worker_processes_die_with_a_parent_stopped_at_once(
         ):
             pids = [w.pid for w in _cli_workers(proc.pid, p).values()]
             time.sleep(2.0)  # connected, released, in pg_sleep
-            in_grace = ctrl_c_twice(proc)
-            _, err = proc.communicate(timeout=30)
+            in_grace, err = ctrl_c_twice(proc)
+            proc.communicate(timeout=30)
             statuses = _reap(pids)
         if in_grace:
             break
