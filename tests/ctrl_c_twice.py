@@ -19,8 +19,14 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
 
 from dbload.modes.base import GRACE_S
+
+T = TypeVar("T")
 
 # the two went close enough for the second to find the first's grace running
 IN_GRACE_S = GRACE_S / 2
@@ -54,3 +60,13 @@ def ctrl_c_twice(proc: subprocess.Popen[str], apart_s: float = 0.2) -> tuple[boo
         guard.cancel()
     proc.stderr.close()  # read to its end: a later communicate() reads stdout only
     return in_grace, "".join(read)
+
+
+def until_in_grace(attempt: Callable[[], tuple[bool, T]]) -> T:
+    """Run ``attempt`` (it returns whether its two Ctrl-C went inside the
+    grace, and its outcome) up to TRIES times, until one did; that outcome."""
+    for _ in range(TRIES):
+        in_grace, outcome = attempt()
+        if in_grace:
+            return outcome
+    pytest.fail(f"this process stalled past the grace between the two Ctrl-C, {TRIES} times")

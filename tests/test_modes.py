@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ctrl_c_twice import TRIES, ctrl_c_twice
+from ctrl_c_twice import ctrl_c_twice, until_in_grace
 from dbload.api import RunOptions, prepare_options, run_on
 from dbload.config import Plan
 from dbload.database import embedded
@@ -910,10 +910,11 @@ def _poll(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
 
 def _interrupt_twice(
     seeded_dsn: str, mode: str, driver: str, sql: str, script: Path
-) -> tuple[int, str, bool]:
-    """A run of ``script`` sent two Ctrl-C once its statements run: its exit
-    code, stderr and whether the second landed in the first one's grace."""
+) -> tuple[bool, tuple[int, str]]:
+    """A run of ``script`` sent two Ctrl-C once its statements run: whether
+    the second landed in the first one's grace, its exit code and stderr."""
     clients = 1 if mode == "sequential" else 2
+    assert _poll(lambda: _sleeping(seeded_dsn, sql) == 0)  # a try before this one's
     proc = subprocess.Popen(
         [sys.executable, "-m", "dbload", "run", "--dsn", seeded_dsn, "-f", str(script),
          "--mode", mode, "--driver", driver, "-c", "2", "-T", "120"],
@@ -927,7 +928,7 @@ def _interrupt_twice(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return proc.returncode, err, in_grace
+    return in_grace, (proc.returncode, err)
 
 
 @pytest.mark.parametrize(("mode", "driver"), pairs())
@@ -941,12 +942,7 @@ def test_a_second_ctrl_c_leaves_no_statement_running(
     sql = f"SELECT pg_sleep(60.{MODE_DRIVERS.index((mode, driver))})"
     script = tmp_path / "long.sql"
     script.write_text(sql + ";\n")
-    for _ in range(TRIES):
-        code, err, in_grace = _interrupt_twice(seeded_dsn, mode, driver, sql, script)
-        if in_grace:
-            break
-        assert _poll(lambda: _sleeping(seeded_dsn, sql) == 0)
-    assert in_grace, f"this process stalled past the grace between the two Ctrl-C, {TRIES} times"
+    code, err = until_in_grace(lambda: _interrupt_twice(seeded_dsn, mode, driver, sql, script))
     assert code == 130, err
     # at once, not the grace's end ("interrupted by SIGINT; partial result reported")
     assert err.strip().splitlines()[-1] == "dbload: error: interrupted", err

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ctrl_c_twice import TRIES, ctrl_c_twice
+from ctrl_c_twice import ctrl_c_twice, until_in_grace
 from dbload.api import Observer, RunOptions, prepare_options, run_on
 from dbload.config import Plan
 from dbload.database.resolve import Database
@@ -564,7 +564,8 @@ def test_worker_processes_die_with_a_parent_stopped_at_once(
     script = tmp_path / "long.sql"
     script.write_text("SELECT pg_sleep(60);\n")
     p = _expected(4, seeded_dsn)[0]
-    for _ in range(TRIES):
+
+    def attempt() -> tuple[bool, tuple[int, str, dict[int, int]]]:
         with (
             _adopting_orphans(),
             _dbload("-c", "4", "-T", "120", "-f", str(script), dsn=seeded_dsn) as proc,
@@ -573,11 +574,10 @@ def test_worker_processes_die_with_a_parent_stopped_at_once(
             time.sleep(2.0)  # connected, released, in pg_sleep
             in_grace, err = ctrl_c_twice(proc)
             proc.communicate(timeout=30)
-            statuses = _reap(pids)
-        if in_grace:
-            break
-    assert in_grace, f"this process stalled past the grace between the two Ctrl-C, {TRIES} times"
-    assert proc.returncode == 130, err
+            return in_grace, (proc.returncode, err, _reap(pids))
+
+    code, err, statuses = until_in_grace(attempt)
+    assert code == 130, err
     assert len(statuses) == p
     killed = [
         s for s in statuses.values() if os.WIFSIGNALED(s) and os.WTERMSIG(s) == signal.SIGKILL
