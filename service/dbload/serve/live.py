@@ -25,14 +25,16 @@ from dbload.config import Plan
 from dbload.database.live_view import LiveView, ServerTick
 from dbload.measure.comparison import classify_cpu
 from dbload.measure.cpu import CpuUse, own_cpu
-from dbload.measure.recorder import Interval, Snapshot
+from dbload.measure.recorder import PARTIAL_SHARE, Interval, Snapshot
 from dbload.measure.result import DatabaseInfo
 
 POLL_S = 0.25  # how often the recorder's series is looked at for a new second
 # the run's last interval is often a sliver (transactions in flight at the
 # deadline end just after it): its rate over a few ms is noise on a chart, so
-# the page leaves it out; the result's series keeps it
-MIN_SPAN_S = 0.5
+# the page leaves it out, as the charts do (recorder.without_sliver, whose
+# share of the recorder's 1 s interval this is, applied as the series grows);
+# the result's series keeps it
+MIN_SPAN_S = PARTIAL_SHARE * 1.0
 
 
 @dataclass(frozen=True, slots=True)
